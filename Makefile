@@ -1,0 +1,57 @@
+# Thin: every target calls a script or a tool; the logic lives in infra/ and services/cli/local/.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV := UV_PYTHON_DOWNLOADS=never $(PYTHON) -m uv
+BIN := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: help venv servers run stop test bench lint clean distclean
+
+help:
+	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
+	@echo "make test   the whole suite against real Kafka and Redis on free ports"
+	@echo "make lint   ruff, ruff format --check, mypy, shellcheck"
+	@echo "make bench  the benchmarks;  make stop  stop what a killed 'make run' left"
+	@echo "make clean  remove local state and caches (not .venv: make distclean)"
+
+# The environment, from the lock file: .venv/ is (re)made when pyproject.toml or uv.lock change.
+venv: $(BIN)/.synced
+$(BIN)/.synced: pyproject.toml uv.lock
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet 'uv>=0.9,<0.10'
+	$(UV) sync --frozen
+	touch $@
+
+# The real servers: Kafka's jars (cached outside the repo) and Debian's redis-server.
+servers:
+	infra/kafka/kafka.sh fetch >/dev/null
+	infra/redis/redis.sh install
+
+run: venv servers
+	$(BIN)/chancery up
+
+stop: venv
+	$(BIN)/python -m services.cli.local stop
+
+test: venv servers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv servers
+	$(BIN)/python -m bench
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck infra/*/*.sh .ci/run; \
+	else echo "shellcheck not installed (apt-get install shellcheck): skipped"; fi
+
+clean:
+	-$(BIN)/python -m services.cli.local stop 2>/dev/null
+	rm -rf .chancery .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
+	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf .venv

@@ -1,0 +1,166 @@
+"""The base of the local servers: a typed front to infra/<server>/<server>.sh.
+
+The shell scripts own how a server is installed, started, awaited and stopped, so `make`,
+people at a terminal and this package run the servers the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+log = logging.getLogger(__name__)
+
+
+class ServerError(RuntimeError):
+    """A server script failed; the message carries what it printed."""
+
+
+class StopRequested(RuntimeError):
+    """A wait was abandoned because a stop was requested."""
+
+
+def infra_dir() -> Path:
+    """The project's infra/ folder (CHANCERY_INFRA_DIR overrides it)."""
+    override = os.environ.get("CHANCERY_INFRA_DIR")
+    path = Path(override) if override else Path(__file__).resolve().parents[3] / "infra"
+    if not path.is_dir():
+        msg = f"no infra/ folder at {path}: run from a checkout or set CHANCERY_INFRA_DIR"
+        raise ServerError(msg)
+    return path
+
+
+def run_script(
+    script: Path,
+    *args: str,
+    timeout_s: float | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """Run `script args...`, return its stdout; raise ServerError with its stderr on failure.
+
+    The script runs in its own session, so a Ctrl-C at the terminal reaches only the
+    caller, which decides what to stop. `cancel` abandons the script (only use it for
+    commands that change nothing, such as `wait`).
+    """
+    command = [str(script), *args]
+    log.debug("running %s", " ".join(command))
+    with subprocess.Popen(  # noqa: S603 - our own script, arguments as a list
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                cancelled = cancel is not None and cancel.is_set()
+                expired = deadline is not None and time.monotonic() > deadline
+                if cancelled or expired:
+                    process.kill()
+                    process.communicate()
+                    if cancelled:
+                        raise StopRequested(" ".join(command)) from None
+                    msg = f"{' '.join(command)} took more than {timeout_s}s"
+                    raise ServerError(msg) from None
+    for line in stderr.splitlines():
+        log.info("%s", line)
+    if process.returncode != 0:
+        msg = f"{' '.join(command)} failed (exit {process.returncode}):\n{stderr.strip()}"
+        raise ServerError(msg)
+    return stdout
+
+
+class ScriptServer(ABC):
+    """A server started in its own session by a script, known by the pid file in data_dir.
+
+    start() returns once the process runs; wait_ready() until it serves clients. As a
+    context manager it starts, waits and, on exit, stops. stop() then start() on the same
+    data_dir restarts it with its data (what fault tests need); kill() is a SIGKILL.
+    """
+
+    script_name: str
+
+    def __init__(self, *, port: int, data_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir.resolve()
+
+    @property
+    def script(self) -> Path:
+        return infra_dir() / self.script_name / f"{self.script_name}.sh"
+
+    @abstractmethod
+    def _start_args(self) -> list[str]: ...
+
+    def _run(
+        self, *args: str, timeout_s: float | None = None, cancel: threading.Event | None = None
+    ) -> str:
+        return run_script(self.script, *args, timeout_s=timeout_s, cancel=cancel)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._run("start", "--data-dir", str(self.data_dir), *self._start_args())
+
+    def wait_ready(self, timeout_s: float = 90.0, cancel: threading.Event | None = None) -> None:
+        self._run(
+            "wait",
+            "--data-dir",
+            str(self.data_dir),
+            "--timeout",
+            str(max(1, round(timeout_s))),
+            timeout_s=timeout_s + 10,
+            cancel=cancel,
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after timeout_s; no-op when not running."""
+        self._run("stop", "--data-dir", str(self.data_dir), "--timeout", str(round(timeout_s)))
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self._run("kill", "--data-dir", str(self.data_dir))
+
+    def restart(self, timeout_s: float = 90.0) -> None:
+        self.stop()
+        self.start()
+        self.wait_ready(timeout_s)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid when it runs, else None."""
+        try:
+            out = run_script(self.script, "status", "--data-dir", str(self.data_dir))
+        except ServerError:
+            return None
+        return int(out.strip())
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

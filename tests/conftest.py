@@ -1,0 +1,3 @@
+"""Fixtures for the whole suite. The real servers come from tests/servers.py."""
+
+pytest_plugins = ["tests.servers"]
