@@ -1,0 +1,86 @@
+"""Typed settings for every Chancery process, read from `CHANCERY_*` environment variables.
+
+One class per service; the connection settings they share live in `CommonSettings`, so a
+variable means the same thing in every process. `.env.example` lists every variable, and a
+test checks that it and docker-compose.yml stay in step with these classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class CommonSettings(BaseSettings):
+    """Where the log and the read models are, shared by all services."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "chancery.events"
+    dead_letter_topic: str = "chancery.events.dlq"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+class AuthSettings(BaseSettings):
+    """Credentials for the HTTP services. Keys are stored hashed (see chancery.auth)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    auth_enabled: bool = True
+    # A JSON file of hashed API keys, as written by `chancery keys create`.
+    api_keys_file: Path = Path(".chancery/api-keys.json")
+    # HMAC secret for HS256 JWTs; none means JWTs are refused.
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "chancery"
+    jwt_audience: str = "chancery"
+
+
+class IngestSettings(CommonSettings, AuthSettings):
+    host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_INGEST_HOST")
+    port: Port = Field(default=8001, validation_alias="CHANCERY_INGEST_PORT")
+    max_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A body that takes longer than this to arrive is refused (slow-body clients).
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    # Bound on one publish (whole batch), after which the outcome is unknown -> 503.
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1)
+    # How long (source, id) -> outcome is remembered for idempotent resubmission.
+    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    linger_ms: int = Field(default=2, ge=0)
+
+
+class ProjectorSettings(CommonSettings):
+    group_id: str = "chancery-projector"
+    status_host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_PROJECTOR_HOST")
+    status_port: Port = Field(default=8003, validation_alias="CHANCERY_PROJECTOR_PORT")
+    max_batch_events: int = Field(
+        default=2000, ge=1, validation_alias="CHANCERY_PROJECTOR_BATCH_EVENTS"
+    )
+    fetch_timeout_ms: int = Field(default=200, ge=1)
+    # How many entries each partition's applied-event stream keeps for SSE resumption.
+    stream_max_len: int = Field(default=1_000_000, ge=1000)
+
+
+class ApiSettings(CommonSettings, AuthSettings):
+    host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_API_HOST")
+    port: Port = Field(default=8002, validation_alias="CHANCERY_API_PORT")
+    # How long a read with min_position waits for the projector before answering 504.
+    min_position_wait_s: float = Field(default=5.0, gt=0, le=60)
+    max_streams_per_client: int = Field(default=5, ge=1)
+    stream_ping_s: float = Field(default=15.0, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    page_size_default: int = Field(default=50, ge=1)
+    page_size_max: int = Field(default=500, ge=1)

@@ -1,0 +1,57 @@
+"""Kafka clients with the settings an event log needs (aiokafka's defaults are not those).
+
+The producer is idempotent (which implies acks=all), so a retried send never duplicates or
+reorders within a partition. Consumers never auto-commit: the projector keeps its offsets
+in Redis, in the same atomic write as the read models.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+CLIENT_ID_PREFIX = "chancery"
+
+
+def event_log_producer(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    linger_ms: int = 2,
+    request_timeout_ms: int = 10_000,
+) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=f"{CLIENT_ID_PREFIX}-{client_id}",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        compression_type=None,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=request_timeout_ms,
+        retry_backoff_ms=100,
+        metadata_max_age_ms=30_000,
+    )
+
+
+def event_log_consumer(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    group_id: str | None,
+    max_poll_records: int | None = None,
+) -> AIOKafkaConsumer:
+    """A consumer that starts from the beginning and never commits on its own."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=f"{CLIENT_ID_PREFIX}-{client_id}",
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=max_poll_records,
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        metadata_max_age_ms=30_000,
+    )
