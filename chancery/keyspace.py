@@ -8,9 +8,23 @@ enforces that at the door.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from chancery.contract import When
+from chancery.domain.itineraries import Trip
+from chancery.domain.relations import (
+    ContactEntry,
+    DayBucket,
+    PartnershipEntry,
+    PlanEntry,
+    StatusEntry,
+)
 
 ROOT = "chancery"
 
@@ -153,3 +167,173 @@ class PartitionSpace:
 
     def visits(self, country: str) -> str:
         return f"{self._p}visits:{_checked(country)}"
+
+
+# --- read-model values ------------------------------------------------------------------------
+#
+# Relation ledger parts (see chancery.domain.relations.PairLedger), one Redis structure each:
+#   days         hash  "<YYYY-MM-DD>:<n|q1|q2|q3|q4|g>" -> integer   (HINCRBY; zero fields dropped)
+#   status       hash  event_key -> StatusEntry JSON
+#   partnership  hash  event_key -> PartnershipEntry JSON
+#   plans        hash  event_key -> PlanEntry JSON
+#   contacts     zset  (lex) contact member, ordered as the domain orders entries
+
+RELATION_PARTS = ("days", "status", "partnership", "plans", "contacts")
+DAY_METRICS = ("n", "q1", "q2", "q3", "q4", "g")
+
+
+def day_fields(day: date, bucket: DayBucket) -> dict[str, int]:
+    """The hash fields and increments that add `bucket` to `day`."""
+    iso = day.isoformat()
+    values = (bucket.count, *bucket.quads, bucket.goldstein_tenths)
+    return {f"{iso}:{m}": v for m, v in zip(DAY_METRICS, values, strict=True) if v}
+
+
+def decode_days(raw: Mapping[bytes, bytes]) -> dict[date, DayBucket]:
+    fields: dict[str, dict[str, int]] = {}
+    for name, value in raw.items():
+        iso, _, metric = name.decode().partition(":")
+        fields.setdefault(iso, {})[metric] = int(value)
+    days: dict[date, DayBucket] = {}
+    for iso, metrics in fields.items():
+        bucket = DayBucket(
+            count=metrics.get("n", 0),
+            quads=(
+                metrics.get("q1", 0),
+                metrics.get("q2", 0),
+                metrics.get("q3", 0),
+                metrics.get("q4", 0),
+            ),
+            goldstein_tenths=metrics.get("g", 0),
+        )
+        if not bucket.is_empty:
+            days[date.fromisoformat(iso)] = bucket
+    return days
+
+
+def encode_entry(entry: StatusEntry | PartnershipEntry | PlanEntry) -> bytes:
+    return entry.model_dump_json(exclude_none=True).encode()
+
+
+_STATUS = TypeAdapter(StatusEntry)
+_PARTNERSHIP = TypeAdapter(PartnershipEntry)
+_PLAN = TypeAdapter(PlanEntry)
+
+
+def decode_statuses(raw: Mapping[bytes, bytes]) -> dict[str, StatusEntry]:
+    return {k.decode(): _STATUS.validate_json(v) for k, v in raw.items()}
+
+
+def decode_partnerships(raw: Mapping[bytes, bytes]) -> dict[str, PartnershipEntry]:
+    return {k.decode(): _PARTNERSHIP.validate_json(v) for k, v in raw.items()}
+
+
+def decode_plans(raw: Mapping[bytes, bytes]) -> dict[str, PlanEntry]:
+    return {k.decode(): _PLAN.validate_json(v) for k, v in raw.items()}
+
+
+def contact_member(entry: ContactEntry) -> str:
+    """`<sort key> <source> <id> <kind> <when>`: lexicographic order is the domain's order
+    (sort keys have a fixed width; no part contains a space)."""
+    ev = entry.event
+    return f"{entry.when.sort_key()} {ev.source} {ev.id} {entry.kind} {entry.when}"
+
+
+def decode_contact(member: bytes) -> tuple[str, ContactEntry]:
+    """(event_key, entry) from a contact member."""
+    _, source, id_, kind, when = member.decode().split(" ")
+    entry = ContactEntry.model_validate(
+        {"when": When(when), "event": {"source": source, "id": id_}, "kind": kind}
+    )
+    return entry.event.key, entry
+
+
+# Timelines: zset (lex) of `<order string> <type>`: the domain's total order, then the type.
+
+
+def timeline_member(order_string: str, event_type: str) -> str:
+    return f"{order_string} {event_type}"
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    sort_key: str
+    source: str
+    id: str
+    type: str
+
+    @property
+    def event_key(self) -> str:
+        from chancery.contract import event_key
+
+        return event_key(self.source, self.id)
+
+
+def decode_timeline_member(member: bytes) -> TimelineItem:
+    sort_key, source, id_, type_ = member.decode().split(" ")
+    return TimelineItem(sort_key, source, id_, type_)
+
+
+# Stored events: `<offset> <event JSON as it is in the log>`; the partition is the key's own.
+
+
+def encode_stored_event(offset: int, raw: bytes) -> bytes:
+    return b"%d " % offset + raw
+
+
+def decode_stored_event(value: bytes) -> tuple[int, bytes]:
+    offset, _, raw = value.partition(b" ")
+    return int(offset), raw
+
+
+def event_id_digest(event_id: str) -> str:
+    """Index field for an event id alone (ids are unique per source, not globally)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=12).hexdigest()
+
+
+# Trips: one per (traveller, trip id); state JSON, events hash, visits index.
+
+
+def trip_key(person_id: str, trip_id: str) -> str:
+    return f"{_checked(person_id)}.{_checked(trip_id)}"
+
+
+_TRIP = TypeAdapter(Trip)
+
+
+def encode_trip(trip: Trip) -> bytes:
+    return trip.model_dump_json(exclude_none=True).encode()
+
+
+def decode_trip(raw: bytes) -> Trip:
+    return _TRIP.validate_json(raw)
+
+
+def visit_member(when: When, trip: str, country: str, direction: str) -> str:
+    """`<sort key> <trip key> <leg country> <to|from>` in a country's visits index."""
+    return f"{when.sort_key()} {trip} {country} {direction}"
+
+
+@dataclass(frozen=True)
+class VisitItem:
+    sort_key: str
+    trip_key: str
+    country: str
+    direction: str
+
+
+def decode_visit_member(member: bytes) -> VisitItem:
+    sort_key, trip, country, direction = member.decode().split(" ")
+    return VisitItem(sort_key, trip, country, direction)
+
+
+# The stream of applied events: entry id `<offset>-1`; fields e (event), t (type), a (actors).
+
+
+def stream_id(offset: int) -> str:
+    return f"{offset}-1"
+
+
+def offset_of_stream_id(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.partition("-")[0])

@@ -1,0 +1,43 @@
+"""API keys on this machine: create one, and the development key `make run` prints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from chancery.auth import (
+    ALL_SCOPES,
+    AuthenticationError,
+    KeyRing,
+    Scope,
+    new_api_key,
+    utcnow,
+)
+
+
+def create_key(keys_file: Path, name: str, scopes: Iterable[Scope]) -> str:
+    """Add a key to the keys file (only its digest is stored) and return the key itself."""
+    ring = KeyRing.load(keys_file)
+    key, record = new_api_key(name, scopes, now=utcnow())
+    ring.add(record)
+    ring.save(keys_file)
+    return key
+
+
+def ensure_dev_key(keys_file: Path, dev_key_file: Path) -> str:
+    """The local development key with every scope, created once and kept in `dev_key_file`.
+
+    Reused while its digest is still in the keys file; otherwise a new one is made.
+    """
+    ring = KeyRing.load(keys_file)
+    if dev_key_file.exists():
+        key = dev_key_file.read_text().strip()
+        with contextlib.suppress(AuthenticationError):  # gone or expired: make a new one
+            ring.verify(key, now=utcnow())
+            return key
+    key = create_key(keys_file, "development", ALL_SCOPES)
+    dev_key_file.parent.mkdir(parents=True, exist_ok=True)
+    dev_key_file.write_text(key + "\n")
+    dev_key_file.chmod(0o600)
+    return key

@@ -1,0 +1,122 @@
+"""From request bytes to validated events, with errors that name the index and the field.
+
+Limits are checked before work: the body size while it streams in (413), the content type
+(415), the JSON syntax (400), the batch length (422), then each event (422). Every event of
+a batch is validated, so one answer lists every bad event, not only the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pydantic_core
+from pydantic import ValidationError
+
+from chancery.contract import EVENT_TYPES, Event, parse_incoming
+from services.platform.web import Problem, field_path
+
+SINGLE_TYPES = ("application/cloudevents+json", "application/json")
+BATCH_TYPES = ("application/cloudevents-batch+json", "application/json")
+
+
+def check_content_type(header: str | None, allowed: Sequence[str]) -> None:
+    media = (header or "").split(";", 1)[0].strip().lower()
+    if media not in allowed:
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            f"Content-Type must be one of {', '.join(allowed)}; got {media or 'none'!r}",
+        )
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], *, content_length: str | None, limit: int, timeout_s: float
+) -> bytes:
+    """The whole body, refused as soon as it is known to be over `limit` or too slow."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+    except TimeoutError:
+        raise Problem(
+            408, "Request Timeout", f"the body was not received within {timeout_s:g} s"
+        ) from None
+    return bytes(body)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "Content Too Large", f"the body is larger than {limit} bytes")
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise Problem(400, "Bad Request", "the body is empty; expected JSON")
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}") from None
+
+
+def parse_event(obj: Any) -> Event:
+    try:
+        return parse_incoming(obj)
+    except ValidationError as exc:
+        errors = describe(exc)
+        raise Problem(422, "Invalid event", _summary(errors), errors=errors) from None
+
+
+def parse_batch(obj: Any, *, max_events: int) -> list[Event]:
+    if not isinstance(obj, list):
+        raise Problem(422, "Invalid batch", "the body must be a JSON array of events")
+    if not obj:
+        raise Problem(422, "Invalid batch", "the batch is empty")
+    if len(obj) > max_events:
+        raise Problem(
+            422,
+            "Invalid batch",
+            f"the batch has {len(obj)} events; at most {max_events} are accepted per request",
+        )
+    events: list[Event] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(obj):
+        try:
+            events.append(parse_incoming(item))
+        except ValidationError as exc:
+            errors.extend({"index": index, **e} for e in describe(exc))
+    if errors:
+        bad = sorted({int(e["index"]) for e in errors})
+        raise Problem(
+            422,
+            "Invalid batch",
+            f"{len(bad)} of {len(obj)} events are invalid (indexes {bad[:20]}); "
+            "nothing was published",
+            errors=errors,
+        )
+    return events
+
+
+def describe(exc: ValidationError) -> list[dict[str, Any]]:
+    """Errors as `{field, message, type}`; the union's tag is dropped from the path."""
+    out: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [part for part in error["loc"] if part not in EVENT_TYPES]
+        out.append(
+            {
+                "field": field_path(loc) or "(event)",
+                "message": error["msg"],
+                "type": error["type"],
+            }
+        )
+    return out
+
+
+def _summary(errors: Sequence[dict[str, Any]]) -> str:
+    fields = ", ".join(dict.fromkeys(str(e["field"]) for e in errors))
+    return f"invalid value for: {fields}"

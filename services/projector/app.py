@@ -1,0 +1,170 @@
+"""The composition root of the projector: the only place its clients are made.
+
+`run_live` is the long-running service (`chancery projector`); `run_rebuild` fills a new
+read-model version from the start of the log and flips the pointer (`chancery rebuild`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from chancery.settings import ProjectorSettings
+from services.platform.kafka import event_log_consumer, event_log_producer
+from services.platform.redis import redis_client
+
+from .deadletters import KafkaDeadLetters
+from .metrics import ProjectorMetrics
+from .projection import ReadModelProjection
+from .projector import Progress, Projector
+from .status import status_app
+from .store import RedisReadModelWriter
+
+logger = logging.getLogger(__name__)
+
+START_RETRY_S = 1.0
+
+
+async def _start_kafka_client(client: AIOKafkaConsumer | AIOKafkaProducer, what: str) -> None:
+    """Start a client, waiting (logged) while Kafka is unreachable."""
+    while True:
+        try:
+            await client.start()
+        except (KafkaError, OSError) as exc:
+            logger.warning("cannot reach Kafka for the %s yet (%s); retrying", what, exc)
+            with contextlib.suppress(Exception):
+                await client.stop()
+            await asyncio.sleep(START_RETRY_S)
+        else:
+            return
+
+
+async def _partition_count(producer: AIOKafkaProducer, topic: str) -> int:
+    """How many partitions the topic has; waits (bounded) for it to exist."""
+    try:
+        async with asyncio.timeout(60):
+            partitions = await producer.partitions_for(topic)
+    except TimeoutError:
+        raise RuntimeError(f"topic {topic!r} not found in Kafka after 60 s") from None
+    return len(partitions)
+
+
+@asynccontextmanager
+async def _projector(
+    settings: ProjectorSettings,
+    *,
+    group_id: str | None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> AsyncIterator[tuple[Projector, RedisReadModelWriter, ProjectorMetrics]]:
+    async with AsyncExitStack() as stack:
+        redis = redis_client(settings.redis_url, client_name="projector")
+        stack.push_async_callback(redis.aclose)
+        consumer = event_log_consumer(
+            settings.kafka_bootstrap_servers,
+            client_id="projector" if group_id else "rebuild",
+            group_id=group_id,
+            max_poll_records=settings.max_batch_events,
+        )
+        await _start_kafka_client(consumer, "consumer")
+        stack.push_async_callback(consumer.stop)
+        producer = event_log_producer(settings.kafka_bootstrap_servers, client_id="dead-letters")
+        await _start_kafka_client(producer, "dead-letter producer")
+        stack.push_async_callback(producer.stop)
+        writer = RedisReadModelWriter(redis, topic=settings.topic)
+        metrics = ProjectorMetrics()
+        partitions = await _partition_count(producer, settings.topic)
+        projector = Projector(
+            consumer,
+            writer,
+            ReadModelProjection(redis, stream_max_len=settings.stream_max_len),
+            KafkaDeadLetters(producer, settings.dead_letter_topic),
+            metrics,
+            topic=settings.topic,
+            partitions=partitions,
+            max_batch=settings.max_batch_events,
+            fetch_timeout_ms=settings.fetch_timeout_ms,
+            on_progress=on_progress,
+        )
+        yield projector, writer, metrics
+
+
+async def run_live(settings: ProjectorSettings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or _stop_on_signals()
+    async with _projector(settings, group_id=settings.group_id) as (
+        projector,
+        _,
+        metrics,
+    ):
+        server = _StatusServer(
+            uvicorn.Config(
+                status_app(projector, metrics),
+                host=settings.status_host,
+                port=settings.status_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        serving = asyncio.create_task(server.serve(), name="projector-status")
+        try:
+            await projector.start_live()
+            await projector.run(stop)
+        finally:
+            server.should_exit = True
+            await serving
+
+
+async def run_rebuild(
+    settings: ProjectorSettings,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    keep_old: bool = False,
+    grace_s: float = 10.0,
+) -> tuple[int, int | None]:
+    """Build a new version from offset 0 while the old one serves, then flip the pointer.
+
+    Returns (new version, replaced version). The replaced version's keys are dropped after
+    `grace_s`, so reads that resolved the old pointer just before the flip can finish.
+    """
+    async with _projector(settings, group_id=None, on_progress=on_progress) as (
+        projector,
+        writer,
+        _,
+    ):
+        partitions = projector.partitions
+        version = await writer.new_version(partitions)
+        logger.info("rebuilding read models into version %d", version)
+        await projector.start_rebuild(version)
+        await projector.run(asyncio.Event())
+        await writer.mark_ready_if_caught_up(version, partitions)
+        old = await writer.activate(version)
+        logger.info("read models: now serving version %d (was %s)", version, old)
+        if old is not None and old != version and not keep_old:
+            await asyncio.sleep(grace_s)
+            removed = await writer.drop_version(old)
+            logger.info("dropped %d keys of version %d", removed, old)
+        return version, old
+
+
+class _StatusServer(uvicorn.Server):
+    """uvicorn inside the projector's loop: the projector, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
