@@ -1,0 +1,169 @@
+"""The CloudEvents 1.0 envelope every Chancery event travels in, and event identity.
+
+Structured JSON mode: the attributes and `data` in one JSON object. Chancery requires
+`time` (when the source reported the event) and always sends `datacontenttype`. Two
+extension attributes are set by ingest and refused from clients:
+
+- `recordedtime`: when ingest accepted the event (RFC 3339, UTC): the "known at" axis;
+- `partitionkey`: the CloudEvents Partitioning extension: the Kafka record key.
+
+Any other extension attribute is refused (`extra="forbid"`, here and in every payload): a
+contract that silently drops what it does not know drifts from its producers unnoticed.
+
+Identity is (`source`, `id`), as CloudEvents defines it. `event_key` hashes that pair; the
+digest is the only form of an identity that ever appears in a Redis key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import field_error
+from .when import When
+
+SPEC_VERSION = "1.0"
+DATA_CONTENT_TYPE = "application/json"
+EXTENSIONS = ("recordedtime", "partitionkey")
+"""Extension attributes only the service may set."""
+
+OCCURRED_TOLERANCE = timedelta(days=1)
+"""How far `data.occurred` may start after `time`: reports and clocks disagree by time zone."""
+
+EventId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@~-]*$"),
+]
+"""A producer's event id: letters, digits and `._:@~-`, unique within its source."""
+
+Source = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$"
+    ),
+]
+"""The producer's URI-reference (RFC 3986 characters only, no spaces)."""
+
+PartitionKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.|-]+$")
+]
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only RFC 3339 text (or a datetime): pydantic alone would also take numbers and dates."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "rfc3339",
+            "expected an RFC 3339 date-time with an offset, like 2023-05-12T09:30:00+08:00",
+        )
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""An RFC 3339 date-time with its offset."""
+
+
+def event_key(source: str, id: str) -> str:
+    """The digest of an identity: 32 hex characters (BLAKE2b, 16 bytes).
+
+    Neither part can contain a newline, so joining with one is unambiguous.
+    """
+    return hashlib.blake2b(f"{source}\n{id}".encode(), digest_size=16).hexdigest()
+
+
+class EventRef(BaseModel):
+    """Names an event by its identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Source
+    id: EventId
+
+    @property
+    def key(self) -> str:
+        return event_key(self.source, self.id)
+
+    def __str__(self) -> str:
+        return f"{self.source}#{self.id}"
+
+
+class Payload(BaseModel):
+    """Base of every event's `data`: frozen, and no field it does not declare."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def when(self) -> When | None:
+        """When the event occurred, if the type says (a retraction does not)."""
+        return None
+
+
+class EventEnvelope(BaseModel):
+    """The attributes shared by every event type. Subclasses narrow `type` and `data`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"]
+    id: EventId
+    source: Source
+    type: Annotated[str, StringConstraints(max_length=64, pattern=r"^diplomacy(\.[a-z]+)+$")]
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    time: Timestamp
+    datacontenttype: Literal["application/json"] = "application/json"
+    recordedtime: Timestamp | None = None
+    partitionkey: PartitionKey | None = None
+    data: Payload
+
+    @field_validator("recordedtime")
+    @classmethod
+    def _recorded_in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() != timedelta(0):
+            raise PydanticCustomError("recordedtime_utc", "recordedtime is written in UTC")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _not_occurred_after_reported(cls, data: Payload, info: ValidationInfo) -> Payload:
+        reported = info.data.get("time")
+        occurred = data.when
+        if (
+            reported is not None
+            and occurred is not None
+            and occurred.start > reported + OCCURRED_TOLERANCE
+        ):
+            raise field_error(
+                ("occurred",),
+                "occurred_after_reported",
+                "the event cannot occur ({occurred}) after it was reported ({time}); "
+                "one day of tolerance is allowed",
+                str(occurred),
+                occurred=str(occurred),
+                time=reported.isoformat(),
+            )
+        return data
+
+    @property
+    def ref(self) -> EventRef:
+        return EventRef(source=self.source, id=self.id)
+
+    @property
+    def key(self) -> str:
+        """`event_key(source, id)`."""
+        return event_key(self.source, self.id)

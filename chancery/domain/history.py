@@ -1,0 +1,79 @@
+"""The first step of every fold: which events count, as known at a time, as of a date.
+
+- `effective`: one event per identity (`source`, `id`), without retracted events and
+  without the retractions themselves, in order. A retraction whose target is itself a
+  retraction is void: corrections are final, so the result never depends on which of two
+  retractions was seen first.
+- `recorded_by(events, K)`: what Chancery knew at K (`recordedtime <= K`). An event with no
+  `recordedtime` was never accepted by ingest and is not known at any time.
+- `occurred_by(events, D)`: what had occurred by the end of day D (`occurred` starts on or
+  before D). Retractions are kept whatever their date: they correct the record, not the world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from chancery.contract import Event, EventRetracted, content_digest, event_key
+
+from .ordering import in_order, occurred_of
+
+
+def _unique(events: Iterable[Event]) -> dict[str, Event]:
+    """One event per identity. Two different contents under one identity should never pass
+    ingest; if they do, the smaller content digest wins, so the choice is still order-free."""
+    unique: dict[str, Event] = {}
+    for event in events:
+        key = event.key
+        kept = unique.get(key)
+        if kept is None or (kept != event and content_digest(event) < content_digest(kept)):
+            unique[key] = event
+    return unique
+
+
+def retracted_keys(events: Iterable[Event]) -> frozenset[str]:
+    """Keys of the events that a (non-void) retraction in `events` retracts."""
+    unique = _unique(events)
+    retracted: set[str] = set()
+    for event in unique.values():
+        if isinstance(event, EventRetracted):
+            target = event_key(event.data.target.source, event.data.target.id)
+            if not isinstance(unique.get(target), EventRetracted):
+                retracted.add(target)
+    return frozenset(retracted)
+
+
+def effective(events: Iterable[Event]) -> list[Event]:
+    """Deduplicated, retractions applied, in order."""
+    unique = _unique(events)
+    retracted = retracted_keys(unique.values())
+    return in_order(
+        event
+        for key, event in unique.items()
+        if key not in retracted and not isinstance(event, EventRetracted)
+    )
+
+
+def recorded_by(events: Iterable[Event], known_at: datetime) -> list[Event]:
+    return [e for e in events if e.recordedtime is not None and e.recordedtime <= known_at]
+
+
+def occurred_by(events: Iterable[Event], day: date) -> list[Event]:
+    return [
+        e
+        for e in events
+        if isinstance(e, EventRetracted) or occurred_of(e).starts_on_or_before(day)
+    ]
+
+
+def select(
+    events: Iterable[Event], *, as_of: date | None = None, known_at: datetime | None = None
+) -> list[Event]:
+    """The effective events known at `known_at` that occurred by `as_of` (both optional)."""
+    chosen = list(events)
+    if known_at is not None:
+        chosen = recorded_by(chosen, known_at)
+    if as_of is not None:
+        chosen = occurred_by(chosen, as_of)
+    return effective(chosen)
