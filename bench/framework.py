@@ -147,6 +147,4 @@ def print_table(rows: Sequence[Row]) -> str:
 
 def save(rows: Sequence[Row], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows], indent=2) + "\n"
-    )
+    path.write_text(json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows], indent=2) + "\n")

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chancery.auth import Authenticator, utcnow
+from chancery.contract import Event
 from chancery.settings import IngestSettings
 from services.platform.kafka import event_log_producer
 from services.platform.redis import redis_client
@@ -19,7 +24,7 @@ from services.platform.web import (
 )
 
 from .context import IngestContext
-from .idempotency import IdempotencyStore, RedisIdempotencyStore
+from .idempotency import CoalescingIdempotencyStore, IdempotencyStore, RedisIdempotencyStore
 from .metrics import IngestMetrics
 from .publisher import EventPublisher, KafkaEventPublisher
 from .routes import router
@@ -31,6 +36,10 @@ is one of the `diplomacy.*` catalogue. An accepted event is durably in the Kafka
 the 202 is sent; the answer carries its position, which the API accepts as `min_position`
 so a client can read its own write. Resubmitting the same (`source`, `id`) with the same
 content is safe: it gets the same answer and nothing is appended twice.
+
+Errors are `application/problem+json` (RFC 9457) naming what is wrong; a 503 carries
+`Retry-After` and means nothing of the request was reported written that is not:
+retry the same request.
 """
 
 
@@ -43,14 +52,31 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """Build the app. Tests pass in-memory twins; production lets the lifespan build clients."""
+    metrics = IngestMetrics()
+    pending_ttl_ms = int(settings.publish_timeout_s * 2000)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Callbacks run last-pushed first: stop Kafka (flush, bounded), then let unknown
+        # outcomes settle into Redis, then close Redis.
         async with AsyncExitStack() as stack:
+            store = idempotency
+            if store is None:
+                redis = redis_client(settings.redis_url, client_name="ingest")
+                stack.push_async_callback(redis.aclose)
+                store = CoalescingIdempotencyStore(
+                    RedisIdempotencyStore(
+                        redis,
+                        ttl_s=settings.idempotency_ttl_s,
+                        pending_ttl_ms=pending_ttl_ms,
+                        op_timeout_s=settings.publish_timeout_s,
+                    )
+                )
+            kafka: KafkaEventPublisher | None = None
             pub = publisher
             if pub is None:
-                kafka = KafkaEventPublisher(
-                    event_log_producer(
+                pub = kafka = KafkaEventPublisher(
+                    lambda: event_log_producer(
                         settings.kafka_bootstrap_servers,
                         client_id="ingest",
                         linger_ms=settings.linger_ms,
@@ -58,27 +84,25 @@ def create_app(
                     ),
                     settings.topic,
                 )
-                await kafka.start()
+            service = IngestService(
+                pub,
+                store,
+                clock=clock,
+                publish_timeout_s=settings.publish_timeout_s,
+                pending_ttl_s=pending_ttl_ms / 1000,
+                observe_publish=metrics.publish_latency.observe,
+            )
+            stack.push_async_callback(service.aclose)
+            if kafka is not None:
                 stack.push_async_callback(kafka.stop)
-                pub = kafka
-            store = idempotency
-            if store is None:
-                redis = redis_client(settings.redis_url, client_name="ingest")
-                stack.push_async_callback(redis.aclose)
-                store = RedisIdempotencyStore(
-                    redis,
-                    ttl_s=settings.idempotency_ttl_s,
-                    pending_ttl_ms=int(settings.publish_timeout_s * 2000),
-                )
+                await kafka.start()
             app.state.ctx = IngestContext(
                 settings=settings,
-                service=IngestService(
-                    pub, store, clock=clock, publish_timeout_s=settings.publish_timeout_s
-                ),
+                service=service,
                 publisher=pub,
                 idempotency=store,
                 authenticator=authenticator or authenticator_from(settings),
-                metrics=IngestMetrics(),
+                metrics=metrics,
             )
             yield
 
@@ -88,7 +112,53 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.add_middleware(InFlightMiddleware, metrics=metrics)
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
     app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class InFlightMiddleware:
+    """Pure ASGI: counts the ingest requests being served, from first byte to last."""
+
+    def __init__(self, app: ASGIApp, *, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.gauge = metrics.in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        self.gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.gauge.dec()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key (`chk_...`) or a signed JWT (HS256) whose scopes "
+                "include `events:write`: `Authorization: Bearer <key or token>`.",
+            }
+        }
+        components = schema["components"].setdefault("schemas", {})
+        components.update(event.pop("$defs", {}))
+        components["Event"] = {
+            **event,
+            "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
+            "service sets recordedtime and partitionkey; a client must not send them.",
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -29,3 +29,8 @@ def context_of(request: Request) -> IngestContext:
     ctx = request.app.state.ctx
     assert isinstance(ctx, IngestContext)
     return ctx
+
+
+async def context_dependency(request: Request) -> IngestContext:
+    """`context_of` as a dependency: async, so FastAPI does not hop to a worker thread."""
+    return context_of(request)

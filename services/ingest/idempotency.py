@@ -1,18 +1,27 @@
 """Ingest's memory of (source, id): the port, the Redis adapter and its in-memory twin.
 
-A request first *claims* each new event (a pending record, set only if absent), then
-publishes, then *completes* the claims of the events Kafka acknowledged, with their
-position, and *releases* the rest. A resubmission finds the completed record and gets the
-same answer without a second append; the same identity with other content is a conflict.
-Records expire after `ttl_s`: see the README ("Idempotency") for why that bound is safe.
+A request first *claims* each new event (a pending record, set only if absent, that expires
+after `pending_ttl_ms`), then publishes, then *completes* the claims of the events Kafka
+acknowledged, with their position, and *releases* the claims of the events Kafka never got.
+A claim whose event has an unknown outcome (handed to Kafka, not acknowledged in time) is
+*extended* until the outcome is known, then completed or released. A resubmission finds
+the completed record and gets the same answer without a second append; the same identity
+with other content is a conflict. Completed records expire after `ttl_s`: see the README
+("Idempotency") for why that bound is safe.
+
+Complete, release and extend act on a key only while it still holds this request's claim
+(compare-and-set in Lua), so a late outcome never overwrites another request's record.
+Every call is bounded by `op_timeout_s`; a store that does not answer in time is
+"unavailable", which the service turns into a 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,6 +40,32 @@ for i, key in ipairs(KEYS) do
   end
 end
 return out
+"""
+
+# Complete each key that still holds this request's claim, or that no longer exists (the claim
+# expired and nobody took it since): ARGV = ttl_s, then per key the claim and the record.
+_COMPLETE = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current == false or current == ARGV[2 * i] then
+    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Push back the expiry of each key that still holds this request's claim.
+_EXTEND = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+    n = n + 1
+  end
+end
+return n
 """
 
 # Delete each key only if it still holds this request's pending claim.
@@ -61,9 +96,15 @@ class IdempotencyStore(Protocol):
         """Per claim: None when claimed now, else the record that was already there."""
         ...
 
-    async def complete(self, done: Mapping[str, IdempotencyRecord]) -> None: ...
+    async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
+        """Replace each claim by its final record (only where the claim is still ours)."""
+        ...
 
     async def release(self, claims: Sequence[Claim]) -> None: ...
+
+    async def extend(self, claims: Sequence[Claim]) -> None:
+        """Keep pending claims alive while their outcome is unknown."""
+        ...
 
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]: ...
 
@@ -71,11 +112,16 @@ class IdempotencyStore(Protocol):
 
 
 class RedisIdempotencyStore:
-    def __init__(self, redis: Redis, *, ttl_s: int, pending_ttl_ms: int) -> None:
+    def __init__(
+        self, redis: Redis, *, ttl_s: int, pending_ttl_ms: int, op_timeout_s: float = 2.0
+    ) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._pending_ttl_ms = pending_ttl_ms
+        self._op_timeout_s = op_timeout_s
         self._claim = redis.register_script(_CLAIM)
+        self._complete = redis.register_script(_COMPLETE)
+        self._extend = redis.register_script(_EXTEND)
         self._release = redis.register_script(_RELEASE)
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
@@ -83,22 +129,32 @@ class RedisIdempotencyStore:
             return []
         keys = [keyspace.idempotency(c.event_key) for c in claims]
         args: list[bytes | int] = [self._pending_ttl_ms, *(c.record.encode() for c in claims)]
-        async with _unavailable_on_error():
+        async with self._bounded("claim"):
             raw = await self._claim(keys=keys, args=args)
         return [IdempotencyRecord.decode(r) if r else None for r in raw]
 
-    async def complete(self, done: Mapping[str, IdempotencyRecord]) -> None:
+    async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
         if not done:
             return
-        async with _unavailable_on_error(), self._redis.pipeline(transaction=False) as pipe:
-            for event_key, record in done.items():
-                pipe.set(keyspace.idempotency(event_key), record.encode(), ex=self._ttl_s)
-            await pipe.execute()
+        args: list[bytes | int] = [self._ttl_s]
+        for claim, record in done:
+            args += [claim.record.encode(), record.encode()]
+        async with self._bounded("complete"):
+            await self._complete(
+                keys=[keyspace.idempotency(c.event_key) for c, _ in done], args=args
+            )
+
+    async def extend(self, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+        args: list[bytes | int] = [self._pending_ttl_ms, *(c.record.encode() for c in claims)]
+        async with self._bounded("extend"):
+            await self._extend(keys=[keyspace.idempotency(c.event_key) for c in claims], args=args)
 
     async def release(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
-        async with _unavailable_on_error():
+        async with self._bounded("release"):
             await self._release(
                 keys=[keyspace.idempotency(c.event_key) for c in claims],
                 args=[c.record.encode() for c in claims],
@@ -107,24 +163,29 @@ class RedisIdempotencyStore:
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
         if not event_keys:
             return []
-        async with _unavailable_on_error():
+        async with self._bounded("lookup"):
             raw = await self._redis.mget([keyspace.idempotency(k) for k in event_keys])
         return [IdempotencyRecord.decode(r) if r else None for r in raw]
 
     async def is_ready(self) -> tuple[bool, str]:
         try:
-            await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            return False, f"Redis unavailable: {exc}"
+            async with asyncio.timeout(self._op_timeout_s):
+                await self._redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            return False, f"Redis unavailable: {exc or type(exc).__name__}"
         return True, "Redis answers"
 
-
-@asynccontextmanager
-async def _unavailable_on_error() -> AsyncIterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise IdempotencyUnavailableError(f"Redis: {exc}") from exc
+    @asynccontextmanager
+    async def _bounded(self, what: str) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._op_timeout_s):
+                yield
+        except TimeoutError as exc:
+            raise IdempotencyUnavailableError(
+                f"Redis did not answer {what} within {self._op_timeout_s:g}s"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            raise IdempotencyUnavailableError(f"Redis: {exc}") from exc
 
 
 @dataclass
@@ -133,6 +194,7 @@ class InMemoryIdempotencyStore:
 
     records: dict[str, IdempotencyRecord] = field(default_factory=dict)
     available: bool = True
+    extended: int = 0
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
         self._check()
@@ -144,15 +206,21 @@ class InMemoryIdempotencyStore:
             out.append(existing)
         return out
 
-    async def complete(self, done: Mapping[str, IdempotencyRecord]) -> None:
+    async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
         self._check()
-        self.records.update(done)
+        for claim, record in done:
+            if self.records.get(claim.event_key) in (None, claim.record):
+                self.records[claim.event_key] = record
 
     async def release(self, claims: Sequence[Claim]) -> None:
         self._check()
         for c in claims:
             if self.records.get(c.event_key) == c.record:
                 del self.records[c.event_key]
+
+    async def extend(self, claims: Sequence[Claim]) -> None:
+        self._check()
+        self.extended += sum(1 for c in claims if self.records.get(c.event_key) == c.record)
 
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
         self._check()
@@ -164,3 +232,108 @@ class InMemoryIdempotencyStore:
     def _check(self) -> None:
         if not self.available:
             raise IdempotencyUnavailableError("in-memory idempotency store switched off")
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _GroupCall(Generic[T, R]):
+    """Merges concurrent calls into one: a group commit, with no added delay.
+
+    The first caller's items go at once; callers that arrive while that call is in flight
+    queue, and all of them go together in the next call. Under load, N concurrent requests
+    cost one round trip instead of N; alone, a request costs what it did.
+    """
+
+    def __init__(self, call: Callable[[list[T]], Awaitable[list[R]]], max_items: int) -> None:
+        self._call = call
+        self._max_items = max_items
+        self._queue: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+        self._queued = 0
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def __call__(self, items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        self._queue.append((items, future))
+        self._queued += len(items)
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="idempotency-group-call")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+                size = 0
+                while self._queue and (
+                    not group or size + len(self._queue[0][0]) <= self._max_items
+                ):
+                    items, future = self._queue.pop(0)
+                    group.append((items, future))
+                    size += len(items)
+                self._queued -= size
+                flat = [item for items, _ in group for item in items]
+                try:
+                    results = await self._call(flat)
+                except Exception as exc:  # noqa: BLE001 - handed to every caller of the group
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for items, future in group:
+                    if not future.done():
+                        future.set_result(results[start : start + len(items)])
+                    start += len(items)
+        finally:
+            self._drainer = None
+
+
+class CoalescingIdempotencyStore:
+    """Any store, with concurrent calls of each kind merged into one call of the store.
+
+    The Lua scripts act key by key, in order, so a merged claim behaves exactly as the calls
+    one after the other would: two requests claiming the same key in one group get "claimed"
+    and "pending, held by the other" respectively.
+    """
+
+    def __init__(self, inner: IdempotencyStore, *, max_items: int = 5000) -> None:
+        self._inner = inner
+        self._claim = _GroupCall(inner.claim, max_items)
+        self._lookup = _GroupCall(inner.lookup, max_items)
+        self._complete = _GroupCall(self._complete_all, max_items)
+        self._release = _GroupCall(self._release_all, max_items)
+        self._extend = _GroupCall(self._extend_all, max_items)
+
+    async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
+        return await self._claim(claims)
+
+    async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
+        return await self._lookup(event_keys)
+
+    async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
+        await self._complete(done)
+
+    async def release(self, claims: Sequence[Claim]) -> None:
+        await self._release(claims)
+
+    async def extend(self, claims: Sequence[Claim]) -> None:
+        await self._extend(claims)
+
+    async def is_ready(self) -> tuple[bool, str]:
+        return await self._inner.is_ready()
+
+    async def _complete_all(self, done: list[tuple[Claim, IdempotencyRecord]]) -> list[None]:
+        await self._inner.complete(done)
+        return [None] * len(done)
+
+    async def _release_all(self, claims: list[Claim]) -> list[None]:
+        await self._inner.release(claims)
+        return [None] * len(claims)
+
+    async def _extend_all(self, claims: list[Claim]) -> list[None]:
+        await self._inner.extend(claims)
+        return [None] * len(claims)

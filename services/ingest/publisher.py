@@ -1,10 +1,22 @@
 """Publishing events to the log: the port, the Kafka adapter and its in-memory twin.
 
-`publish` sends a whole request's records and returns, per record, where it landed or why
-it did not. It never raises for a single record: the caller decides what a partial
-failure means (it records the successes for idempotent retry and answers 503).
-A bounded timeout covers the whole call; a send still unresolved then has an unknown
-outcome and is reported as failed, never as written.
+`publish` sends a whole request's records and returns, per record, one of three outcomes:
+
+- `Written(partition, offset)`: Kafka acknowledged it (acks=all, idempotent producer);
+- `NotWritten(reason)`: it was never handed to Kafka, or Kafka refused it for good;
+- `Unknown(reason, outcome)`: it was handed to the producer but not acknowledged within the
+  bound. The idempotent producer keeps retrying such a record (aiokafka never expires a
+  batch when idempotence is on), so it may still land. `outcome` resolves, later, to the
+  record's `Written` or `NotWritten`; the caller keeps its idempotency claim until then, so a
+  retry of the request waits for that outcome instead of appending a second copy.
+
+It never raises for a record: the caller decides what a partial failure means.
+
+While Kafka is known to be unreachable (a publish timed out and a probe has not yet reached
+every partition leader again), `publish` answers `NotWritten` at once instead of queueing
+more records behind the ones already stuck: requests get their 503 quickly, and memory does
+not grow with the length of an outage. A background probe clears that state on its own.
+A producer whose sender died (a fatal error such as OutOfOrderSequenceNumber) is replaced.
 """
 
 from __future__ import annotations
@@ -13,36 +25,47 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
+# Below this many records for one partition, `send()` per record shares the producer's open
+# batch with concurrent requests; at or above it, one batch of our own is cheaper per record.
+OWN_BATCH_MIN_RECORDS = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutgoingRecord:
     key: bytes
     value: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Written:
     partition: int
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NotWritten:
     reason: str
 
 
-PublishResult = Written | NotWritten
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    reason: str
+    outcome: Awaitable[Written | NotWritten] = field(repr=False, compare=False)
+
+
+PublishResult = Written | NotWritten | Unknown
 
 
 class EventPublisher(Protocol):
@@ -55,124 +78,351 @@ class EventPublisher(Protocol):
     async def is_ready(self) -> tuple[bool, str]: ...
 
 
+@lru_cache(maxsize=65_536)
+def _murmur2_positive(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
+    return _murmur2_positive(key) % partitions
+
+
 class KafkaEventPublisher:
-    """An idempotent aiokafka producer that connects, and reconnects, on its own.
+    """An idempotent aiokafka producer that connects, reconnects and is replaced on its own.
 
     Ingest must start and answer (503) while Kafka is down, so the producer is started by a
     background task that retries with backoff instead of in the lifespan's critical path.
+    `factory` makes a new, unstarted producer (the same settings every time).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], AIOKafkaProducer],
+        topic: str,
+        *,
+        probe_interval_s: float = 0.5,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
         self.topic = topic
-        self._producer = producer
-        self._started = asyncio.Event()
-        self._starter: asyncio.Task[None] | None = None
-        self._last_error = "not connected to Kafka yet"
+        self._factory = factory
+        self._producer: AIOKafkaProducer | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._probe_interval_s = probe_interval_s
+        self._stop_timeout_s = stop_timeout_s
+        self._down: str | None = "not connected to Kafka yet"
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._starter = asyncio.create_task(self._start_with_retry(), name="kafka-producer-start")
+        self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
-    async def _start_with_retry(self) -> None:
+    async def _connect(self) -> None:
         delay = 0.2
-        while True:
+        while not self._closed:
+            producer = self._factory()
             try:
-                await self._producer.start()
+                await producer.start()
             except (KafkaError, OSError) as exc:
-                self._last_error = f"cannot reach Kafka: {exc}"
+                self._down = f"cannot reach Kafka: {exc or type(exc).__name__}"
                 logger.warning("Kafka producer start failed, retrying in %.1fs: %s", delay, exc)
                 with contextlib.suppress(Exception):
-                    await self._producer.stop()
+                    await producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             else:
-                self._started.set()
+                self._producer = producer
+                self._down = None
                 logger.info("Kafka producer connected")
                 return
 
     async def stop(self) -> None:
-        if self._starter is not None:
-            self._starter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starter
-        if self._started.is_set():
-            await self._producer.stop()
+        self._closed = True
+        for task in (self._connector, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._producer is not None:
+            await self._stop_producer(self._producer)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    async def _stop_producer(self, producer: AIOKafkaProducer) -> None:
+        """Flush and close, bounded: with Kafka down a flush would wait for ever."""
+        try:
+            async with asyncio.timeout(self._stop_timeout_s):
+                await producer.stop()
+        except TimeoutError:
+            logger.warning(
+                "Kafka producer did not flush within %.0fs; unacknowledged records are "
+                "abandoned (their requests were answered 503)",
+                self._stop_timeout_s,
+            )
+        except KafkaError as exc:
+            logger.warning("Kafka producer stopped with an error: %s", exc)
+
+    def _replace_producer(self, why: str) -> None:
+        """The producer is dead (its sender task ended): retire it and connect a new one."""
+        old, self._producer = self._producer, None
+        self._down = f"Kafka producer failed ({why}); reconnecting"
+        logger.error("Kafka producer failed, replacing it: %s", why)
+        if old is not None:
+            task = asyncio.create_task(self._stop_producer(old), name="kafka-producer-retire")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        if not self._closed and (self._connector is None or self._connector.done()):
+            self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+
+    def _healthy_producer(self) -> AIOKafkaProducer | None:
+        producer = self._producer
+        if producer is None:
+            return None
+        sender = producer._sender.sender_task
+        if sender is not None and sender.done():
+            error = None if sender.cancelled() else sender.exception()
+            self._replace_producer(f"{type(error).__name__}: {error}" if error else "stopped")
+            return None
+        return producer
+
+    # --- down / probe --------------------------------------------------------------------
+
+    def _mark_down(self, reason: str) -> None:
+        if self._down is None:
+            logger.warning("Kafka is unreachable, answering 503 until it is back: %s", reason)
+        self._down = reason
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.create_task(self._probe(), name="kafka-probe")
+
+    async def _probe(self) -> None:
+        while not self._closed and self._down is not None:
+            await asyncio.sleep(self._probe_interval_s)
+            producer = self._healthy_producer()
+            if producer is None:
+                continue
+            ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
+            if ok:
+                logger.info("Kafka is reachable again: %s", detail)
+                self._down = None
+
+    async def _leaders_reachable(
+        self, producer: AIOKafkaProducer, *, timeout_s: float
+    ) -> tuple[bool, str]:
+        client = producer.client
+        try:
+            async with asyncio.timeout(timeout_s):
+                partitions = await producer.partitions_for(self.topic)
+                if not partitions:
+                    return False, f"topic {self.topic!r} does not exist"
+                leaders = {
+                    client.cluster.leader_for_partition(_tp(self.topic, p)) for p in partitions
+                }
+                if None in leaders or -1 in leaders:
+                    return False, "a partition has no leader"
+                for node in leaders:
+                    if not await client.ready(node):
+                        return False, f"Kafka broker {node} is not reachable"
+        except TimeoutError:
+            return False, "Kafka did not answer in time"
+        except KafkaError as exc:
+            return False, f"Kafka metadata unavailable: {exc or type(exc).__name__}"
+        return True, f"topic {self.topic!r} has {len(partitions)} partitions, leaders reachable"
+
+    # --- publishing ----------------------------------------------------------------------
 
     async def publish(
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
-        if not self._started.is_set():
-            return [NotWritten(self._last_error)] * len(records)
-        futures: list[asyncio.Future[object]] = []
+        producer = self._healthy_producer()
+        if producer is None or self._down is not None:
+            return [NotWritten(self._down or "Kafka producer not connected")] * len(records)
+        # Per record, the future of its send and its index in that future's batch.
+        pending: list[tuple[asyncio.Future[Any], int] | None] = [None] * len(records)
         results: list[PublishResult] = [NotWritten("not sent")] * len(records)
         try:
             async with asyncio.timeout(timeout_s):
-                for record in records:
-                    futures.append(
-                        await self._producer.send(
-                            self.topic,
-                            value=record.value,
-                            key=record.key,
-                            headers=[CONTENT_TYPE_HEADER],
-                        )
-                    )
-                await asyncio.wait(futures)
+                await self._enqueue(producer, records, pending)
+                futures = {id(p[0]): p[0] for p in pending if p is not None}
+                if futures:
+                    await asyncio.wait(futures.values())
         except TimeoutError:
-            logger.warning("publish timed out after %.1fs", timeout_s)
+            logger.warning("publish of %d records timed out after %.1fs", len(records), timeout_s)
         except KafkaError as exc:
             logger.warning("publish failed: %s", exc)
-        for i, future in enumerate(futures):
+        unknown = False
+        for i, sent in enumerate(pending):
+            if sent is None:
+                continue  # never handed to the producer: NotWritten("not sent")
+            future, index = sent
             if not future.done():
-                future.cancel()
-                results[i] = NotWritten("timed out: outcome unknown")
-            elif future.cancelled():
-                results[i] = NotWritten("cancelled")
-            elif (error := future.exception()) is not None:
-                results[i] = NotWritten(f"{type(error).__name__}: {error}")
+                unknown = True
+                results[i] = Unknown("not acknowledged in time", _settled(future, index))
             else:
-                metadata = future.result()
-                results[i] = Written(metadata.partition, metadata.offset)  # type: ignore[attr-defined]
-        if any(isinstance(r, NotWritten) for r in results):
-            self._last_error = next(r.reason for r in results if isinstance(r, NotWritten))
+                results[i] = _result_of(future, index)
+        if unknown:
+            self._mark_down("a publish was not acknowledged in time")
         return results
 
+    async def _enqueue(
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[OutgoingRecord],
+        pending: list[tuple[asyncio.Future[Any], int] | None],
+    ) -> None:
+        """Hand every record to the producer; fills `pending` as it goes."""
+        headers = [CONTENT_TYPE_HEADER]
+        if len(records) < OWN_BATCH_MIN_RECORDS:
+            for i, record in enumerate(records):
+                future = await producer.send(
+                    self.topic, value=record.value, key=record.key, headers=headers
+                )
+                pending[i] = (future, -1)
+            return
+        partitions = sorted(await producer.partitions_for(self.topic))
+        by_partition: dict[int, list[int]] = {}
+        for i, record in enumerate(records):
+            p = partitions[default_partition(record.key, len(partitions))]
+            by_partition.setdefault(p, []).append(i)
+        for partition, indexes in by_partition.items():
+            if len(indexes) < OWN_BATCH_MIN_RECORDS:
+                for i in indexes:
+                    future = await producer.send(
+                        self.topic,
+                        value=records[i].value,
+                        key=records[i].key,
+                        partition=partition,
+                        headers=headers,
+                    )
+                    pending[i] = (future, -1)
+                continue
+            batch = producer.create_batch()
+            members: list[int] = []
+            for i in indexes:
+                record = records[i]
+                if _append(batch, record, headers):
+                    members.append(i)
+                    continue
+                await self._send_batch(producer, batch, partition, members, pending)
+                batch, members = producer.create_batch(), []
+                if not _append(batch, record, headers):
+                    raise KafkaError(f"a record of {len(record.value)} bytes does not fit a batch")
+                members.append(i)
+            await self._send_batch(producer, batch, partition, members, pending)
+
+    async def _send_batch(
+        self,
+        producer: AIOKafkaProducer,
+        batch: Any,
+        partition: int,
+        members: list[int],
+        pending: list[tuple[asyncio.Future[Any], int] | None],
+    ) -> None:
+        batch.close()
+        future = await producer.send_batch(batch, self.topic, partition=partition)
+        for position, i in enumerate(members):
+            pending[i] = (future, position)
+
     async def is_ready(self) -> tuple[bool, str]:
-        if not self._started.is_set():
-            return False, self._last_error
-        try:
-            async with asyncio.timeout(2.0):
-                partitions = await self._producer.partitions_for(self.topic)
-        except (TimeoutError, KafkaError) as exc:
-            return False, f"Kafka metadata unavailable: {exc or type(exc).__name__}"
-        if not partitions:
-            return False, f"topic {self.topic!r} does not exist"
-        # Metadata may be cached: ask a live broker connection as well.
-        node = self._producer.client.get_random_node()
-        if node is None or not await self._producer.client.ready(node):
-            return False, "no Kafka broker is reachable"
-        return True, f"topic {self.topic!r} has {len(partitions)} partitions"
+        producer = self._healthy_producer()
+        if producer is None:
+            return False, self._down or "Kafka producer not connected"
+        ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
+        if not ok:
+            return False, detail
+        if self._down is not None:
+            return False, f"{self._down} (probing)"
+        return True, detail
+
+
+def _append(batch: Any, record: OutgoingRecord, headers: list[tuple[str, bytes]]) -> bool:
+    metadata = batch.append(key=record.key, value=record.value, timestamp=None, headers=headers)
+    return metadata is not None
+
+
+def _tp(topic: str, partition: int) -> Any:
+    from aiokafka.structs import TopicPartition
+
+    return TopicPartition(topic, partition)
+
+
+def _result_of(future: asyncio.Future[Any], index: int) -> Written | NotWritten:
+    """The outcome of a finished send: `index` is the record's place in its own batch, or -1
+    for a record sent with `send()` (whose metadata carries its own offset)."""
+    if future.cancelled():
+        return NotWritten("cancelled")
+    error = future.exception()
+    if error is not None:
+        return NotWritten(f"{type(error).__name__}: {error}")
+    metadata = future.result()
+    offset = metadata.offset if index < 0 else metadata.offset + index
+    return Written(metadata.partition, offset)
+
+
+async def _settled(future: asyncio.Future[Any], index: int) -> Written | NotWritten:
+    with contextlib.suppress(Exception):
+        await asyncio.shield(future)
+    return _result_of(future, index)
 
 
 @dataclass
 class InMemoryEventPublisher:
-    """The twin for unit tests: keeps records per partition; can be switched off."""
+    """The twin for unit tests: keeps records per partition.
+
+    `available=False` refuses every record (Kafka down); `hold=True` leaves every record
+    `Unknown` until `release_held()` writes them (a send stuck while Kafka is unreachable);
+    `fail_after=n` writes only the first n records of the next publish (a partial failure);
+    `delay_s` makes each publish take that long (to overlap concurrent requests).
+    """
 
     topic: str = "chancery.events"
     partitions: int = 6
     available: bool = True
+    hold: bool = False
+    fail_after: int | None = None
+    delay_s: float = 0.0
     log: dict[int, list[OutgoingRecord]] = field(default_factory=dict)
+    calls: int = 0
+    _held: list[tuple[OutgoingRecord, asyncio.Future[Written | NotWritten]]] = field(
+        default_factory=list
+    )
 
     async def publish(
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
+        self.calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if not self.available:
             return [NotWritten("broker unavailable")] * len(records)
         results: list[PublishResult] = []
-        for record in records:
-            partition = zlib.crc32(record.key) % self.partitions
-            entries = self.log.setdefault(partition, [])
-            entries.append(record)
-            results.append(Written(partition, len(entries) - 1))
+        for n, record in enumerate(records):
+            if self.fail_after is not None and n >= self.fail_after:
+                results.append(NotWritten("broker refused the record"))
+            elif self.hold:
+                future: asyncio.Future[Written | NotWritten] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._held.append((record, future))
+                results.append(Unknown("held", asyncio.shield(future)))
+            else:
+                results.append(self._append(record))
+        self.fail_after = None
         return results
+
+    def _append(self, record: OutgoingRecord) -> Written:
+        partition = zlib.crc32(record.key) % self.partitions
+        entries = self.log.setdefault(partition, [])
+        entries.append(record)
+        return Written(partition, len(entries) - 1)
+
+    def release_held(self, *, written: bool = True) -> None:
+        """Resolve every held record: written to the log, or failed."""
+        held, self._held = self._held, []
+        for record, future in held:
+            future.set_result(self._append(record) if written else NotWritten("failed late"))
 
     async def is_ready(self) -> tuple[bool, str]:
         return self.available, "in memory" if self.available else "switched off"

@@ -1,23 +1,33 @@
-"""The ingest use case: from validated events to durably logged ones, exactly once per identity.
+"""The ingest use case: from validated events to durably logged ones, once per identity.
 
 All-or-nothing means: a request whose events are not all valid, or whose identities
 conflict, publishes nothing. Once every event is valid, each is published at most once per
 identity. If Kafka fails part-way the request gets 503; the events Kafka did acknowledge
 are remembered, so the client's retry of the same request appends only what is missing
 and then gets the full answer.
+
+Two requests carrying the same event: the first to claim it publishes it; the second waits
+(bounded by the publish timeout) for that outcome and answers from it, or re-claims the
+event if the first gave up. An event whose send has an unknown outcome (Kafka did not
+answer in time) keeps its claim until the producer knows; a retry meanwhile waits and then
+gets 503, never a second copy in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from chancery.contract import (
     Event,
+    EventRetracted,
     content_digest,
     encode_event,
     event_key,
@@ -29,18 +39,26 @@ from chancery.keyspace import IdempotencyRecord
 from chancery.positions import Position
 
 from .idempotency import Claim, IdempotencyStore, IdempotencyUnavailableError
-from .publisher import EventPublisher, NotWritten, OutgoingRecord, Written
+from .publisher import (
+    EventPublisher,
+    NotWritten,
+    OutgoingRecord,
+    PublishResult,
+    Unknown,
+    Written,
+)
 
 logger = logging.getLogger(__name__)
 
 PENDING_POLL_S = 0.05
+LOGGED_IDS = 50  # at most this many event ids in one log record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AcceptedEvent:
     id: str
     source: str
-    position: Position
+    position: str  # the token of Position.at(topic, partition, offset)
     duplicate: bool  # True when it had been accepted before and was not appended again
 
 
@@ -87,15 +105,26 @@ class IngestService:
         *,
         clock: Callable[[], datetime],
         publish_timeout_s: float,
+        pending_ttl_s: float | None = None,
+        observe_publish: Callable[[float], None] | None = None,
     ) -> None:
         self._publisher = publisher
         self._idempotency = idempotency
         self._clock = clock
         self._timeout_s = publish_timeout_s
+        # Claims of unknown outcome are extended three times per pending lifetime.
+        self._extend_every_s = (pending_ttl_s or 2 * publish_timeout_s) / 3
+        self._observe_publish = observe_publish
+        self._settling: set[asyncio.Task[None]] = set()
 
     @property
     def topic(self) -> str:
         return self._publisher.topic
+
+    @property
+    def settling(self) -> int:
+        """Requests whose events still have an unknown outcome."""
+        return len(self._settling)
 
     async def ingest(self, events: Sequence[Event]) -> Accepted:
         try:
@@ -103,9 +132,17 @@ class IngestService:
         except IdempotencyUnavailableError as exc:
             raise UnavailableError(f"idempotency store unavailable: {exc}") from exc
 
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Let unknown outcomes settle (bounded), then stop waiting for them."""
+        if self._settling:
+            _, still = await asyncio.wait(self._settling, timeout=timeout_s)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+
     async def _ingest(self, events: Sequence[Event]) -> Accepted:
         keys = [event_key(e.source, e.id) for e in events]
-        digests = [content_digest(e) for e in events]
+        digests = [client_digest(e) for e in events]
 
         # 1. Identities repeated inside the request: same content is one event, else a conflict.
         first_index: dict[str, int] = {}
@@ -123,43 +160,21 @@ class IngestService:
 
         # 3. Claim every identity; known ones answer from memory, conflicting ones abort.
         nonce = secrets.token_hex(8)
-        claims = [
-            Claim(
+        claims = {
+            i: Claim(
                 keys[i],
                 IdempotencyRecord(
-                    digest=digests[i], partition_key=pkeys[i], state="pending", claim=nonce
+                    digest=digests[i],
+                    partition_key=pkeys[i],
+                    state="pending",
+                    claim=nonce,
+                    partition=None,
+                    offset=None,
                 ),
             )
             for i in unique
-        ]
-        existing = await self._idempotency.claim(claims)
-        known: dict[str, IdempotencyRecord] = {}
-        ours: list[tuple[int, Claim]] = []
-        waiting: list[int] = []
-        for i, claim, record in zip(unique, claims, existing, strict=True):
-            if record is None:
-                ours.append((i, claim))
-            elif record.digest != claim.record.digest:
-                conflicts.append(
-                    _conflict(i, events[i], "was accepted before with different content")
-                )
-            elif record.state == "done":
-                known[keys[i]] = record
-            else:
-                waiting.append(i)
-        if not conflicts and waiting:
-            done = await self._wait_for_others([keys[i] for i in waiting])
-            for i in waiting:
-                record = done.get(keys[i])
-                if record is None:
-                    await self._idempotency.release([c for _, c in ours])
-                    raise UnavailableError(
-                        f"event {events[i].id!r} is being written by another request"
-                    )
-                known[keys[i]] = record
-        if conflicts:
-            await self._idempotency.release([c for _, c in ours])
-            raise ConflictError(conflicts)
+        }
+        known, ours = await self._claim(events, unique, claims)
 
         # 4. Publish what is new, then remember what Kafka acknowledged.
         now = self._clock()
@@ -168,26 +183,26 @@ class IngestService:
                 key=pkeys[i].encode(),
                 value=encode_event(stamp(events[i], recorded_at=now, partition_key=pkeys[i])),
             )
-            for i, _ in ours
+            for i in ours
         ]
-        results = (
-            await self._publisher.publish(records, timeout_s=self._timeout_s) if records else []
-        )
-        completed: dict[str, IdempotencyRecord] = {}
+        results: list[PublishResult] = []
+        if records:
+            started = time.perf_counter()
+            results = await self._publisher.publish(records, timeout_s=self._timeout_s)
+            if self._observe_publish is not None:
+                self._observe_publish(time.perf_counter() - started)
+        completed: list[tuple[Claim, IdempotencyRecord]] = []
         failed: list[Claim] = []
+        unknown: list[tuple[Claim, Unknown]] = []
         failure = ""
-        for (_, claim), result in zip(ours, results, strict=True):
+        for i, result in zip(ours, results, strict=True):
+            claim = claims[i]
             if isinstance(result, Written):
-                completed[claim.event_key] = claim.record.model_copy(
-                    update={
-                        "state": "done",
-                        "claim": None,
-                        "partition": result.partition,
-                        "offset": result.offset,
-                    }
-                )
+                completed.append((claim, _done(claim, result)))
+            elif isinstance(result, Unknown):
+                unknown.append((claim, result))
+                failure = failure or result.reason
             else:
-                assert isinstance(result, NotWritten)
                 failed.append(claim)
                 failure = failure or result.reason
         try:
@@ -196,35 +211,160 @@ class IngestService:
         except IdempotencyUnavailableError as exc:
             # The events are in the log; only our memory of them is lost. A retry may then
             # append a second copy, which the projector drops (it dedupes by identity).
-            logger.warning("could not record idempotency outcome: %s", exc)
-        if failed:
+            logger.warning("could not record the outcome of a publish: %s", exc)
+        if unknown:
+            self._settle_later(unknown)
+        if failed or unknown:
             logger.warning(
-                "published %d of %d events; failing the request",
+                "published %d of %d events (%d outcome unknown); answering 503: %s",
                 len(completed),
                 len(records),
-                extra={"event_ids": [events[i].id for i, _ in ours][:20]},
+                len(unknown),
+                failure,
+                extra={"event_ids": [events[i].id for i in ours][:LOGGED_IDS]},
             )
             raise UnavailableError(f"the event log did not accept the events: {failure}")
-        known.update(completed)
+        for claim, record in completed:
+            known[claim.event_key] = record
 
-        accepted = [
-            AcceptedEvent(
-                id=e.id,
-                source=e.source,
-                position=self._position_of(known[keys[i]]),
-                duplicate=keys[i] not in completed or first_index[keys[i]] != i,
+        appended = {claims[i].event_key for i in ours}
+        accepted: list[AcceptedEvent] = []
+        covering: dict[int, int] = {}
+        prefix = Position(self.topic).token()  # "<topic>@": the token of one entry follows
+        for i, e in enumerate(events):
+            record = known[keys[i]]
+            partition, offset = record.partition, record.offset
+            assert partition is not None
+            assert offset is not None
+            if covering.get(partition, -1) < offset:
+                covering[partition] = offset
+            accepted.append(
+                AcceptedEvent(
+                    id=e.id,
+                    source=e.source,
+                    position=f"{prefix}{partition}:{offset}",
+                    duplicate=keys[i] not in appended or first_index[keys[i]] != i,
+                )
             )
-            for i, e in enumerate(events)
-        ]
-        covering = Position(self.topic)
-        for a in accepted:
-            covering = covering.merge(a.position)
-        return Accepted(accepted, covering)
+        answer = Accepted(accepted, Position(self.topic, covering))
+        logger.info(
+            "accepted %d events (%d appended) at %s",
+            len(accepted),
+            len(records),
+            answer.position.token(),
+            extra={"event_ids": [e.id for e in events[:LOGGED_IDS]], "events": len(events)},
+        )
+        return answer
 
-    def _position_of(self, record: IdempotencyRecord) -> Position:
-        assert record.partition is not None
-        assert record.offset is not None
-        return Position.at(self.topic, record.partition, record.offset)
+    async def _claim(
+        self, events: Sequence[Event], unique: list[int], claims: dict[int, Claim]
+    ) -> tuple[dict[str, IdempotencyRecord], list[int]]:
+        """Claim every identity. Returns what is already known, and what is now ours."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        known: dict[str, IdempotencyRecord] = {}
+        ours: list[int] = []
+        todo = unique
+        while todo:
+            existing = await self._idempotency.claim([claims[i] for i in todo])
+            conflicts: list[dict[str, object]] = []
+            waiting: list[int] = []
+            for i, record in zip(todo, existing, strict=True):
+                if record is None:
+                    ours.append(i)
+                elif record.digest != claims[i].record.digest:
+                    conflicts.append(
+                        _conflict(i, events[i], "was accepted before with different content")
+                    )
+                elif record.state == "done":
+                    known[claims[i].event_key] = record
+                else:
+                    waiting.append(i)
+            if conflicts:
+                await self._idempotency.release([claims[i] for i in ours])
+                raise ConflictError(conflicts)
+            if not waiting:
+                break
+            # Another request holds these claims: wait (bounded) for its outcome.
+            done, released = await self._wait_for_others(
+                [claims[i].event_key for i in waiting], deadline
+            )
+            settled = set(done) | released
+            still = [i for i in waiting if claims[i].event_key not in settled]
+            if still:
+                await self._idempotency.release([claims[i] for i in ours])
+                raise UnavailableError(
+                    f"event {events[still[0]].id!r} is being written by another request "
+                    "whose outcome is not known yet"
+                )
+            for i in waiting:
+                if claims[i].event_key in done:
+                    known[claims[i].event_key] = done[claims[i].event_key]
+            todo = [i for i in waiting if claims[i].event_key in released]
+        ours.sort()
+        return known, ours
+
+    async def _wait_for_others(
+        self, event_keys: list[str], deadline: float
+    ) -> tuple[dict[str, IdempotencyRecord], set[str]]:
+        """Poll the claims of other requests until each is done or released, or the deadline."""
+        loop = asyncio.get_running_loop()
+        done: dict[str, IdempotencyRecord] = {}
+        released: set[str] = set()
+        remaining = list(event_keys)
+        while remaining and loop.time() < deadline:
+            await asyncio.sleep(PENDING_POLL_S)
+            records = await self._idempotency.lookup(remaining)
+            for key, record in zip(list(remaining), records, strict=True):
+                if record is None:
+                    released.add(key)  # the other request gave up: claim it ourselves
+                    remaining.remove(key)
+                elif record.state == "done":
+                    done[key] = record
+                    remaining.remove(key)
+        return done, released
+
+    def _settle_later(self, unknown: list[tuple[Claim, Unknown]]) -> None:
+        task = asyncio.create_task(self._settle(unknown), name="ingest-settle")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, unknown: list[tuple[Claim, Unknown]]) -> None:
+        """Hold the claims of records with an unknown outcome until the producer knows it."""
+        outcomes = asyncio.gather(*(u.outcome for _, u in unknown))
+        try:
+            while True:
+                done, _ = await asyncio.wait([outcomes], timeout=self._extend_every_s)
+                if done:
+                    break
+                try:
+                    await self._idempotency.extend([c for c, _ in unknown])
+                except IdempotencyUnavailableError as exc:
+                    logger.warning("could not extend claims of unknown outcome: %s", exc)
+            results: list[Written | NotWritten] = outcomes.result()
+            completed = [
+                (claim, _done(claim, r))
+                for (claim, _), r in zip(unknown, results, strict=True)
+                if isinstance(r, Written)
+            ]
+            failed = [
+                c for (c, _), r in zip(unknown, results, strict=True) if not isinstance(r, Written)
+            ]
+            await self._idempotency.complete(completed)
+            await self._idempotency.release(failed)
+            logger.info(
+                "settled %d events of unknown outcome: %d written, %d not",
+                len(unknown),
+                len(completed),
+                len(failed),
+            )
+        except IdempotencyUnavailableError as exc:
+            logger.warning("could not record a late publish outcome: %s", exc)
+        finally:
+            if not outcomes.done():
+                outcomes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await outcomes
 
     async def _partition_keys(
         self,
@@ -241,49 +381,57 @@ class IngestService:
                 targets[i] = event_key(*target)
         if not targets:
             return [k or "" for k in pkeys]
-        # A target in this same request goes first and shares its key.
-        pending = {i: t for i, t in targets.items() if t not in first_index}
+        problems: list[dict[str, object]] = []
+        pending: dict[int, str] = {}
         for i, t in targets.items():
-            if t in first_index:
+            if t not in first_index:
+                pending[i] = t
+            elif isinstance(events[first_index[t]], EventRetracted):
+                problems.append(_bad_target(i, events[i], "retracts a retraction; it is final"))
+            else:
+                # The target is in this same request: the retraction shares its key.
                 pkeys[i] = pkeys[first_index[t]]
         found = await self._idempotency.lookup(list(pending.values())) if pending else []
-        problems: list[dict[str, object]] = []
         for (i, _), record in zip(pending.items(), found, strict=True):
-            if record is None or record.state != "done":
+            if record is None:
                 problems.append(
-                    {
-                        "index": i,
-                        "id": events[i].id,
-                        "field": "data.target",
-                        "message": "retracts an event Chancery has no record of "
-                        "(unknown, or older than the idempotency window)",
-                    }
+                    _bad_target(
+                        i,
+                        events[i],
+                        "retracts an event Chancery has no record of (unknown, or older "
+                        "than the idempotency window)",
+                    )
                 )
             else:
+                # Done, or pending (being written now): either way its key is known.
                 pkeys[i] = record.partition_key
         if problems:
             raise UnknownTargetError(problems)
-        for i in unique:
-            if pkeys[i] is None:
-                raise AssertionError(f"no partition key for event {i}")
         return [pkeys[first_index[keys[i]]] or "" for i in range(len(events))]
 
-    async def _wait_for_others(self, event_keys: list[str]) -> dict[str, IdempotencyRecord]:
-        """Another request holds these claims: wait (bounded) for it to finish."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
-        done: dict[str, IdempotencyRecord] = {}
-        remaining = list(event_keys)
-        while remaining and loop.time() < deadline:
-            await asyncio.sleep(PENDING_POLL_S)
-            records = await self._idempotency.lookup(remaining)
-            for key, record in zip(list(remaining), records, strict=True):
-                if record is None:
-                    remaining.remove(key)  # released: the other request failed
-                elif record.state == "done":
-                    done[key] = record
-                    remaining.remove(key)
-        return done
+
+def client_digest(event: Event) -> str:
+    """`content_digest(event)` for an event as a client sent it, computed in one encoding.
+
+    `content_digest` encodes the event with the service's extensions cleared; a client's
+    event has none (`parse_incoming` refuses them), so that is its plain encoding. A unit
+    test holds this equal to `content_digest`.
+    """
+    if event.recordedtime is not None or event.partitionkey is not None:
+        return content_digest(event)
+    return hashlib.blake2b(encode_event(event), digest_size=16).hexdigest()
+
+
+def _done(claim: Claim, written: Written) -> IdempotencyRecord:
+    pending = claim.record
+    return IdempotencyRecord(
+        digest=pending.digest,
+        partition_key=pending.partition_key,
+        state="done",
+        claim=None,
+        partition=written.partition,
+        offset=written.offset,
+    )
 
 
 def _conflict(index: int, event: Event, why: str) -> dict[str, object]:
@@ -291,5 +439,10 @@ def _conflict(index: int, event: Event, why: str) -> dict[str, object]:
         "index": index,
         "id": event.id,
         "source": event.source,
+        "field": "id",
         "message": f"an event with this source and id {why}",
     }
+
+
+def _bad_target(index: int, event: Event, why: str) -> dict[str, object]:
+    return {"index": index, "id": event.id, "field": "data.target", "message": why}

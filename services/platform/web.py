@@ -188,7 +188,7 @@ class CorrelationIdMiddleware:
 def _incoming_correlation_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name in (b"x-correlation-id", b"x-request-id"):
-            text = value.decode("latin-1").strip()
+            text: str = value.decode("latin-1").strip()
             if 0 < len(text) <= 128 and text.isprintable():
                 return text
     return None

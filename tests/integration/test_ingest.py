@@ -1,0 +1,232 @@
+"""Ingest against the real Kafka and Redis: what the API says is what the topic holds.
+
+Every claim about the log is checked by reading the topic back with a separate consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from chancery.auth import KeyRing, Scope, new_api_key, utcnow
+from chancery.contract import decode_event
+from chancery.positions import Position
+from chancery.settings import IngestSettings
+from services.ingest.app import create_app
+from tests.unit.ingest.support import make_event, retraction, running
+
+pytestmark = pytest.mark.integration
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, bytes]]:
+    """Every record of the topic as (partition, offset, key, value), up to its end now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[tuple[int, int, bytes, bytes]] = []
+        async with asyncio.timeout(30):
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(timeout_ms=200)
+                out += [
+                    (r.partition, r.offset, r.key, r.value) for rs in batch.values() for r in rs
+                ]
+        return out
+    finally:
+        await consumer.stop()
+
+
+def ingest_settings(
+    bootstrap: str, topic: str, redis_url: str, keys_file: Path, **more: Any
+) -> IngestSettings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "topic": topic,
+        "redis_url": redis_url,
+        "api_keys_file": keys_file,
+        "jwt_secret": None,
+        "max_batch_events": 50,
+        "max_body_bytes": 64 * 1024,
+        "publish_timeout_s": 5.0,
+        **more,
+    }
+    return IngestSettings(**values)
+
+
+def writer_key(tmp_path: Path) -> tuple[Path, str]:
+    keys_file = tmp_path / "api-keys.json"
+    key, record = new_api_key("test-writer", [Scope.EVENTS_WRITE], now=utcnow())
+    ring = KeyRing([record])
+    ring.save(keys_file)
+    return keys_file, key
+
+
+async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 60) -> None:
+    """Poll /readyz (an HTTP probe, as an orchestrator would) until it answers 200."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def ingest(
+    kafka_bootstrap: str, kafka_topic: str, redis_db_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    keys_file, key = writer_key(tmp_path)
+    app = create_app(ingest_settings(kafka_bootstrap, kafka_topic, redis_db_url, keys_file))
+    async with running(app) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        await wait_ready(client)
+        yield client
+
+
+def ids_in(records: list[tuple[int, int, bytes, bytes]]) -> list[str]:
+    return [decode_event(value).id for _, _, _, value in records]
+
+
+@pytest.mark.parametrize("bad_index", [0, 7, 19])
+async def test_a_batch_is_all_or_nothing_in_the_topic(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str, bad_index: int
+) -> None:
+    events = [make_event(id_=f"aon-{i}") for i in range(20)]
+    events[bad_index]["data"]["cameo"] = "999"
+
+    refused = await ingest.post("/v1/events/batch", json=events)
+
+    assert refused.status_code == 422
+    assert [(e["index"], e["field"]) for e in refused.json()["errors"]] == [
+        (bad_index, "data.cameo")
+    ]
+    assert await read_topic(kafka_bootstrap, kafka_topic) == []
+
+    events[bad_index]["data"]["cameo"] = "042"
+    accepted = await ingest.post("/v1/events/batch", json=events)
+
+    assert accepted.status_code == 202, accepted.text
+    records = await read_topic(kafka_bootstrap, kafka_topic)
+    assert sorted(ids_in(records)) == sorted(e["id"] for e in events)
+    where = {decode_event(v).id: (p, o) for p, o, _, v in records}
+    for item in accepted.json()["accepted"]:
+        ((partition, offset),) = Position.parse(item["position"]).offsets.items()
+        assert where[item["id"]] == (partition, offset)
+
+
+async def test_records_carry_the_key_and_the_content_type_header(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    assert (await ingest.post("/v1/events", json=make_event(id_="hdr"))).status_code == 202
+    consumer = AIOKafkaConsumer(
+        kafka_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(20):
+            record = await consumer.getone()
+    finally:
+        await consumer.stop()
+    assert record.key == b"CHN|RUS"
+    assert ("content-type", b"application/cloudevents+json") in list(record.headers)
+
+
+async def test_a_duplicate_is_not_appended_and_gets_the_same_answer(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    events = [make_event(id_=f"dup-{i}") for i in range(5)]
+    first = await ingest.post("/v1/events/batch", json=events)
+    again = await ingest.post("/v1/events/batch", json=events)
+    one = await ingest.post("/v1/events", json=events[2])
+    conflict = await ingest.post("/v1/events", json={**events[0], "time": "2023-05-28T08:00:00Z"})
+
+    assert first.status_code == again.status_code == one.status_code == 202
+    assert again.content == first.content
+    assert one.json()["accepted"] == [first.json()["accepted"][2]]
+    assert conflict.status_code == 409
+    assert "dup-0" in conflict.text
+    assert sorted(ids_in(await read_topic(kafka_bootstrap, kafka_topic))) == sorted(
+        e["id"] for e in events
+    )
+
+
+async def test_concurrent_requests_with_the_same_events_append_them_once(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    events = [make_event(id_=f"race-{i}") for i in range(10)]
+
+    answers = await asyncio.gather(
+        *(ingest.post("/v1/events/batch", json=events) for _ in range(6))
+    )
+
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.content for a in answers}) == 1
+    assert sorted(ids_in(await read_topic(kafka_bootstrap, kafka_topic))) == sorted(
+        e["id"] for e in events
+    )
+
+
+async def test_a_retraction_lands_in_the_partition_of_its_target(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    targets = [
+        make_event("diplomacy.meeting.held", "t-meeting"),
+        make_event("diplomacy.visit.announced", "t-visit"),
+        make_event("diplomacy.stance.declared", "t-stance"),
+    ]
+    assert (await ingest.post("/v1/events/batch", json=targets)).status_code == 202
+    retractions = [retraction(f"x-{t['id']}", t["id"]) for t in targets]
+
+    answer = await ingest.post("/v1/events/batch", json=retractions)
+    unknown = await ingest.post("/v1/events", json=retraction("x-none", "no-such-event"))
+
+    assert answer.status_code == 202, answer.text
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "data.target"
+    records = await read_topic(kafka_bootstrap, kafka_topic)
+    placed = {decode_event(v).id: (p, k) for p, _, k, v in records}
+    assert "x-none" not in placed
+    for t in targets:
+        assert placed[f"x-{t['id']}"] == placed[t["id"]]
+
+
+async def test_bad_requests_get_their_status_and_append_nothing(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    big = [make_event(id_=f"big-{i}") for i in range(50)]
+    for event in big:
+        event["data"]["source_url"] = "https://news.example/" + "x" * 2000
+    checks = {
+        413: await ingest.post("/v1/events/batch", json=big),
+        415: await ingest.post("/v1/events", content=b"{}", headers={"content-type": "text/csv"}),
+        400: await ingest.post(
+            "/v1/events", content=b'{"id":', headers={"content-type": "application/json"}
+        ),
+        422: await ingest.post("/v1/events", json={**make_event(), "time": "not a time"}),
+        401: await ingest.post("/v1/events", json=make_event(), headers={"Authorization": ""}),
+    }
+    too_many = await ingest.post(
+        "/v1/events/batch", json=[make_event(id_=f"m-{i}") for i in range(51)]
+    )
+
+    for status, response in checks.items():
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"]
+    assert too_many.status_code == 422
+    assert "at most 50" in too_many.json()["detail"]
+    assert await read_topic(kafka_bootstrap, kafka_topic) == []
