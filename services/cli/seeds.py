@@ -10,6 +10,9 @@ from typing import Any
 
 import httpx
 
+from .errors import CliError
+from .ingest_client import BatchRefused, IngestClient, merge_positions
+
 SEEDS_DIR = Path("seeds")
 BATCH = 500
 
@@ -32,38 +35,43 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not JSON: {exc}") from exc
+                    raise CliError(f"{path}:{number}: not JSON: {exc}") from exc
 
 
-def load_seeds(ingest_url: str, api_key: str, folder: Path = SEEDS_DIR) -> LoadReport:
-    """POST every seed file to ingest's batch endpoint; raises on any refusal."""
+def load_seeds(
+    ingest_url: str,
+    api_key: str,
+    folder: Path = SEEDS_DIR,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> LoadReport:
+    """POST every seed file to ingest's batch endpoint (503s retried).
+
+    Raises `CliError` when ingest refuses a batch, `ServiceDown` when it cannot be reached.
+    """
     files = seed_files(folder)
+    if not files:
+        raise CliError(f"no seed files (*.jsonl) in {folder.resolve()}")
     events = 0
     position: str | None = None
-    headers = {
-        "Authorization": f"Bearer {api_key}",
-        "Content-Type": "application/cloudevents-batch+json",
-    }
-    with httpx.Client(base_url=ingest_url, headers=headers, timeout=30) as client:
+    with IngestClient(ingest_url, api_key, transport=transport) as client:
+        client.check_reachable()
         for path in files:
-            batch: list[dict[str, Any]] = []
+            batch: list[bytes] = []
             for event in read_events(path):
-                batch.append(event)
+                batch.append(json.dumps(event).encode())
                 if len(batch) == BATCH:
-                    position = _post(client, path, batch) or position
+                    position = merge_positions(position, _post(client, path, batch))
                     events += len(batch)
                     batch = []
             if batch:
-                position = _post(client, path, batch) or position
+                position = merge_positions(position, _post(client, path, batch))
                 events += len(batch)
     return LoadReport(files=len(files), events=events, position=position)
 
 
-def _post(client: httpx.Client, path: Path, batch: list[dict[str, Any]]) -> str | None:
-    response = client.post("/v1/events/batch", content=json.dumps(batch))
-    if response.status_code != 202:
-        raise RuntimeError(
-            f"{path}: ingest answered {response.status_code}: {response.text[:2000]}"
-        )
-    body = response.json()
-    return str(body["position"])
+def _post(client: IngestClient, path: Path, batch: list[bytes]) -> str | None:
+    result = client.send(batch)
+    if isinstance(result, BatchRefused):
+        raise CliError(f"{path}: ingest refused the batch: {result.message}")
+    return result.position
