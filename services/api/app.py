@@ -1,0 +1,136 @@
+"""The composition root of the API: the only place its Redis clients are made."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from chancery.auth import Authenticator, utcnow
+from chancery.settings import ApiSettings
+from services.platform.redis import redis_client
+from services.platform.web import (
+    CorrelationIdMiddleware,
+    authenticator_from,
+    install_error_handlers,
+    problem_response,
+)
+
+from .answers import AnswerCache
+from .context import ApiContext
+from .errors import to_problem
+from .metrics import ApiMetrics, MetricsMiddleware
+from .reader import NotReadyError, ReadError, ReadModelReader
+from .redis_reader import RedisReadModelReader
+from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
+from .routes import events, operations, people, relations, stream, timelines
+from .stream import StreamSlots
+
+RETRY_AFTER_S = 5
+STREAM_CONNECTIONS = 1000
+
+DESCRIPTION = """
+Reads of Chancery's read models: relations between states and organisations, timelines,
+itineraries and visits, people and events, and a live stream of events.
+
+**Consistency.** Every answer says which position of the event log it reflects
+(`Chancery-Position`, and `position` in the body) and how far the read models trail the log
+(`Chancery-Lag`, in events). To read your own write, pass the position ingest returned as
+`min_position` (or the `Chancery-Min-Position` header): the API waits up to 5 s for the
+projector, then answers, or answers 504 if it did not get there (never a stale answer).
+While the read models are rebuilt from the log, reads answer 503 with Retry-After.
+
+**Time.** `as_of=DATE` answers from the history as of that day; `known_at=DATETIME` answers
+with what Chancery had recorded by then (bitemporal).
+
+**Caching.** Read-model answers carry a weak ETag; send it back in If-None-Match for 304.
+
+**Auth.** Scope `events:read`, as `Authorization: Bearer <API key or JWT>` (the stream also
+takes `?access_token=`). `/healthz`, `/readyz` and `/metrics` are open.
+"""
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    reader: ReadModelReader | None = None,
+    authenticator: Authenticator | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """Build the app. Tests pass the in-memory reader; production lets the lifespan build
+    the Redis reader."""
+    if any(origin.strip() == "*" for origin in settings.cors_origins):
+        raise ValueError("CHANCERY_CORS_ORIGINS takes explicit origins only, not '*'")
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            chosen = reader
+            if chosen is None:
+                redis = redis_client(settings.redis_url, client_name="api")
+                stack.push_async_callback(redis.aclose)
+                # Blocking reads (streams, min_position waits) get a pool of their own,
+                # with no socket timeout shorter than a block.
+                blocking = Redis.from_url(
+                    settings.redis_url,
+                    client_name="chancery-api-stream",
+                    decode_responses=False,
+                    socket_timeout=None,
+                    socket_connect_timeout=5,
+                    max_connections=STREAM_CONNECTIONS,
+                )
+                stack.push_async_callback(blocking.aclose)
+                redis_reader = RedisReadModelReader(redis, blocking, topic=settings.topic)
+                await redis_reader.start()
+                chosen = redis_reader
+            app.state.ctx = ApiContext(
+                settings=settings,
+                reader=chosen,
+                authenticator=authenticator or authenticator_from(settings),
+                metrics=metrics,
+                streams=StreamSlots(settings.max_streams_per_client),
+                clock=clock,
+                answers=AnswerCache(),
+            )
+            yield
+
+    app = FastAPI(
+        title="Chancery API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET"],
+        allow_headers=[
+            "Authorization",
+            "If-None-Match",
+            "Last-Event-ID",
+            MIN_POSITION_HEADER,
+            "X-Correlation-ID",
+        ],
+        expose_headers=[*EXPOSED_HEADERS, "X-Correlation-ID"],
+        max_age=600,
+    )
+    app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+
+    async def on_read_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ReadError)
+        if isinstance(exc, NotReadyError):
+            metrics.not_ready.inc()
+        return problem_response(request, to_problem(exc, retry_after_s=RETRY_AFTER_S))
+
+    app.add_exception_handler(ReadError, on_read_error)
+    for module in (relations, timelines, people, events, stream, operations):
+        app.include_router(module.router)
+    return app

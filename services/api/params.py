@@ -1,0 +1,122 @@
+"""Request parameters the routes share, validated before they reach a reader.
+
+Codes are case-insensitive and checked against the contract's registries; person and event
+ids against the contract's patterns. Nothing a client sends becomes a Redis key unchecked.
+A bad value is a 422 that names the parameter and the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from chancery.contract import EVENT_TYPES, IGOS, is_country, is_igo
+from chancery.contract.text import SLUG_PATTERN
+from chancery.domain.relations import Pair
+from chancery.positions import InvalidPositionError, Position
+from services.platform.web import Problem
+
+_SLUG = re.compile(SLUG_PATTERN)
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@~-]{0,127}$")
+_SOURCE = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,512}$")
+TYPE_PREFIX = "diplomacy."
+
+
+def invalid(field: str, message: str, kind: str = "value_error") -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message, "type": kind}],
+    )
+
+
+def actor(code: str, field: str) -> str:
+    """A state (ISO 3166-1 alpha-3) or a known organisation, in any case; upper case out."""
+    upper = code.strip().upper()
+    if is_country(upper) or is_igo(upper):
+        return upper
+    raise invalid(
+        field,
+        f"'{code[:20]}' is neither an ISO 3166-1 alpha-3 country code nor a known "
+        f"organisation ({', '.join(sorted(IGOS))})",
+        "unknown_actor",
+    )
+
+
+def pair(a: str, b: str) -> Pair:
+    first, second = actor(a, "a"), actor(b, "b")
+    if first == second:
+        raise invalid("b", f"a pair is two different actors, got {first} twice", "same_actor")
+    return Pair.of(first, second)
+
+
+def person_id(value: str) -> str:
+    if len(value) > 64 or not _SLUG.match(value):
+        raise invalid(
+            "person_id",
+            f"'{value[:40]}' is not a person id (the lowercase slug of the name, like li-hui)",
+            "person_id",
+        )
+    return value
+
+
+def event_id(value: str) -> str:
+    if not _EVENT_ID.match(value):
+        raise invalid("event_id", f"'{value[:40]}' is not a valid event id", "event_id")
+    return value
+
+
+def source(value: str | None) -> str | None:
+    if value is not None and not _SOURCE.match(value):
+        raise invalid("source", "not a valid CloudEvents source (a URI reference)", "source")
+    return value
+
+
+def event_types(values: Iterable[str] | None) -> frozenset[str] | None:
+    """Full names (`diplomacy.meeting.held`) or short ones (`meeting.held`); comma lists too."""
+    if not values:
+        return None
+    chosen: set[str] = set()
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            full = name if name.startswith(TYPE_PREFIX) else TYPE_PREFIX + name
+            if full not in EVENT_TYPES:
+                raise invalid(
+                    "type",
+                    f"'{part[:60]}' is not a Chancery event type; known types: "
+                    + ", ".join(EVENT_TYPES),
+                    "unknown_type",
+                )
+            chosen.add(full)
+    return frozenset(chosen) or None
+
+
+def actors(values: Iterable[str] | None, field: str) -> frozenset[str] | None:
+    if not values:
+        return None
+    chosen = {actor(part, field) for value in values for part in value.split(",") if part.strip()}
+    return frozenset(chosen) or None
+
+
+def position(token: str, *, topic: str, partitions: int, field: str) -> Position:
+    """A position token of our topic whose partitions exist."""
+    try:
+        parsed = Position.parse(token.strip())
+    except InvalidPositionError as exc:
+        raise invalid(field, str(exc), "position") from None
+    if parsed.topic != topic:
+        raise invalid(
+            field, f"the position is of topic {parsed.topic!r}, not {topic!r}", "position"
+        )
+    beyond = [p for p, _ in parsed if p >= partitions]
+    if beyond:
+        raise invalid(
+            field,
+            f"partition {beyond[0]} does not exist (the topic has {partitions})",
+            "position",
+        )
+    return parsed

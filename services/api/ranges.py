@@ -1,0 +1,38 @@
+"""Lexicographic ranges over sorted-set members that begin with a `When.sort_key`.
+
+Timelines and visits are Redis sorted sets with every score 0, ordered by member; each
+member starts with the domain's sort key (fixed width), so a window of days and a page cursor
+are both lexicographic bounds (ZRANGE ... BYLEX). The in-memory twin applies the same bounds
+to its own lists with `in_range`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from chancery.contract import day_bound
+
+
+def lex_bounds(
+    start: date | None, end: date | None, after: str | None, descending: bool
+) -> tuple[str, str]:
+    """ZRANGE BYLEX bounds (low, high) for members that begin with a `When.sort_key`.
+
+    `start`: members starting on or after that day; `end`: on or before it; `after`: the
+    last member of the previous page, excluded (the page continues past it in the order).
+    """
+    lo = "[" + day_bound(start - timedelta(days=1)) if start is not None else "-"
+    hi = "(" + day_bound(end) if end is not None else "+"
+    if after is not None:
+        if descending:
+            hi = "(" + after if hi == "+" or after < hi[1:] else hi
+        else:
+            lo = "(" + after if lo == "-" or after >= lo[1:] else lo
+    return lo, hi
+
+
+def in_range(member: str, lo: str, hi: str) -> bool:
+    """Whether `member` lies within ZRANGE BYLEX bounds `lo`..`hi`."""
+    if lo != "-" and (member < lo[1:] or (lo[0] == "(" and member == lo[1:])):
+        return False
+    return not (hi != "+" and (member > hi[1:] or (hi[0] == "(" and member == hi[1:])))

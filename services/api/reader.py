@@ -1,0 +1,274 @@
+"""The API's port onto the read models: what a query needs, whatever stores them.
+
+`RedisReadModelReader` (redis_reader.py) reads what the projector wrote;
+`InMemoryReadModelReader` (memory_reader.py) answers the same questions from a list of
+events with the pure domain code, for unit tests of the routes and as the reference the
+Redis reader is checked against (tests/e2e/test_reader_contract.py).
+
+Every read returns a `Reading`: the value and the `Snapshot` it reflects (read model
+version, applied offset and high watermark of every partition), taken in the same round
+trip as the data, so the position a response reports is never older than its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Generic, Literal, Protocol, TypeVar
+
+from chancery.contract import Event
+from chancery.domain import PairLedger, Trip
+from chancery.domain.relations import Pair
+from chancery.positions import Position
+
+T = TypeVar("T")
+
+TimelineKind = Literal["pair", "country"]
+Direction = Literal["to", "from"]
+
+
+# --- where a read stands ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    partition: int
+    applied: int | None  # last applied offset; None before the first
+    high_watermark: int  # offsets in the log (the next offset to be written)
+
+    @property
+    def lag(self) -> int:
+        return max(
+            0, self.high_watermark - ((self.applied if self.applied is not None else -1) + 1)
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read reflects: the served version and how far each partition is applied."""
+
+    version: int
+    topic: str
+    progress: tuple[PartitionProgress, ...]
+
+    @property
+    def partitions(self) -> int:
+        return len(self.progress)
+
+    @property
+    def applied(self) -> dict[int, int]:
+        return {p.partition: p.applied for p in self.progress if p.applied is not None}
+
+    @property
+    def position(self) -> Position:
+        """The applied offsets as a position token (partitions with none applied left out)."""
+        return Position(self.topic, self.applied)
+
+    @property
+    def lag(self) -> int:
+        """Events in the log not yet applied, over every partition."""
+        return sum(p.lag for p in self.progress)
+
+    def covers(self, position: Position) -> bool:
+        return position.is_covered_by(self.applied)
+
+    def later(self, other: Snapshot) -> Snapshot:
+        """The later of two snapshots of one version (per partition, the further one)."""
+        if other.version != self.version:
+            return other
+        merged = tuple(
+            a if (a.applied or -1) >= (b.applied or -1) else b
+            for a, b in zip(self.progress, other.progress, strict=True)
+        )
+        return Snapshot(self.version, self.topic, merged)
+
+
+@dataclass(frozen=True)
+class Reading(Generic[T]):
+    value: T
+    snapshot: Snapshot
+
+
+# --- failures a read can end in ---------------------------------------------------------------
+
+
+class ReadError(Exception):
+    """Base of what a reader raises; errors.py maps each to an HTTP status."""
+
+
+@dataclass
+class NotReadyError(ReadError):
+    """No version is served, or the served one is still being built: nothing is answered."""
+
+    version: int | None
+    state: str  # "missing" | "building"
+    progress: tuple[PartitionProgress, ...] = ()
+
+
+@dataclass
+class PositionTimeoutError(ReadError):
+    """The projector did not reach the wanted position in time."""
+
+    wanted: Position
+    reached: Snapshot
+    waited_s: float
+
+
+@dataclass
+class StreamGoneError(ReadError):
+    """A resume point older than what the stream still holds (it was trimmed)."""
+
+    partition: int
+    after: int
+    retained_from: int
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the read models hold it: where it sits in the log, and whether it counts."""
+
+    event: Event
+    raw: bytes
+    partition: int
+    offset: int
+    retracted: bool = False
+
+
+@dataclass(frozen=True)
+class TimelineQuery:
+    """A page of a timeline. Bounds are lexicographic on the timeline member."""
+
+    kind: TimelineKind
+    key: str  # "CHN|USA" or "CHN"
+    limit: int
+    types: frozenset[str] | None = None
+    start: date | None = None  # events starting on or after this day
+    end: date | None = None  # events starting on or before this day
+    after: str | None = None  # member of the last item of the previous page (exclusive)
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    member: str
+    stored: StoredEvent
+
+
+@dataclass(frozen=True)
+class VisitQuery:
+    country: str
+    limit: int
+    start: date | None = None
+    end: date | None = None
+    direction: Direction | None = None  # None: both
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class VisitEntry:
+    member: str
+    sort_key: str
+    trip_key: str
+    country: str  # the leg's destination
+    direction: Direction
+    trip: Trip | None  # None if the trip vanished between the two reads
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    more: bool  # another page follows the last item
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    appointments: list[Event] = field(default_factory=list)
+    trips: list[Trip] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    partition: int
+    offset: int
+    type: str
+    actors: frozenset[str]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """What one stream read brought: entries in log order per partition."""
+
+    entries: list[StreamEntry]
+    snapshot: Snapshot | None = None
+
+
+class ReadModelReader(Protocol):
+    """Every question the API asks of the read models."""
+
+    @property
+    def topic(self) -> str: ...
+
+    async def snapshot(self) -> Snapshot:
+        """The served version and its progress; raises NotReadyError if none is ready."""
+        ...
+
+    async def wait_for(
+        self, position: Position, timeout_s: float, *, known: Snapshot | None = None
+    ) -> Snapshot:
+        """Return once `position` is applied; PositionTimeoutError after `timeout_s`.
+
+        `known`: a snapshot just taken, so the first check needs no read.
+        """
+        ...
+
+    async def pair_ledgers(
+        self, pairs: Sequence[Pair], reference: date
+    ) -> Reading[Mapping[Pair, PairLedger]]:
+        """Each pair's ledger merged over the partitions.
+
+        May hold only the contacts that matter on `reference` (the latest that started by
+        it and the earliest after it): enough for `view(..., today=reference)` and for
+        `view(..., as_of=reference)`, whose answers it must not change.
+        """
+        ...
+
+    async def pair_history(self, pair: Pair, known_at: datetime) -> Reading[list[Event]]:
+        """Every event of the pair recorded by `known_at`, retracted ones and their
+        retractions included, so the fold can tell what was known then."""
+        ...
+
+    async def partners(self, country: str) -> Reading[dict[str, int]]:
+        """Partner -> number of events of the pair."""
+        ...
+
+    async def timeline(self, query: TimelineQuery) -> Reading[Page[TimelineEntry]]: ...
+
+    async def trips(self, person_id: str) -> Reading[list[Trip]]:
+        """The person's trips as projected, ordered by when each was first heard of."""
+        ...
+
+    async def trip_history(self, person_id: str, known_at: datetime | None) -> Reading[list[Event]]:
+        """Every event of the person's trips (with `known_at`: also those retracted since,
+        and their retractions)."""
+        ...
+
+    async def visits(self, query: VisitQuery) -> Reading[Page[VisitEntry]]: ...
+
+    async def person(self, person_id: str) -> Reading[PersonRecord]: ...
+
+    async def events_by_id(self, event_id: str) -> Reading[list[StoredEvent]]: ...
+
+    async def stream_retained(self, after: Mapping[int, int]) -> None:
+        """Raise StreamGoneError if resuming after these offsets would skip trimmed entries."""
+        ...
+
+    async def stream_read(
+        self, after: Mapping[int, int | None], *, block_ms: int, count: int
+    ) -> StreamBatch:
+        """Entries after the given offsets (None: from the start), waiting up to `block_ms`."""
+        ...

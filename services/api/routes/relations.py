@@ -1,0 +1,212 @@
+"""Routes: a pair's relation, a country's relations, a pair's timeline."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from services.api import params, relations, timelines
+from services.api.context import ApiContext
+from services.api.examples import RELATION_EXAMPLE, RELATION_LIST_EXAMPLE, TIMELINE_EXAMPLE, ok
+from services.api.reader import TimelineQuery
+from services.api.relations import RelationBody, RelationListBody, RelationSort
+from services.api.representation import represent, represent_payload
+from services.api.timelines import TimelineBody
+
+from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read, page_size
+
+router = APIRouter(tags=["relations"])
+
+CodeA = Annotated[
+    str,
+    Path(
+        description="A state (ISO 3166-1 alpha-3) or organisation code, any case.",
+        openapi_examples={"China": {"value": "CHN"}, "Iran": {"value": "irn"}},
+    ),
+]
+CodeB = Annotated[
+    str,
+    Path(
+        description="The other party; the order of the two does not matter.",
+        openapi_examples={"United States": {"value": "USA"}, "Saudi Arabia": {"value": "SAU"}},
+    ),
+]
+AsOf = Annotated[
+    date | None,
+    Query(
+        description="The state as of the end of this day, from the pair's history: only what "
+        "occurred by then counts, and last/next contact are measured from it.",
+        openapi_examples={"before Beijing's mediation": {"value": "2023-02-28"}},
+    ),
+]
+KnownAt = Annotated[
+    AwareDatetime | None,
+    Query(
+        description="What Chancery knew at this instant (RFC 3339 with an offset): only events "
+        "recorded by then, retractions included only if recorded by then. Refolds the pair's "
+        "events: costs O(events of the pair), where as_of does not.",
+        openapi_examples={"before the seeds": {"value": "2023-05-12T00:00:00Z"}},
+    ),
+]
+
+
+@router.get(
+    "/v1/relations/{a}/{b}",
+    openapi_extra=CONSISTENCY,
+    response_model=RelationBody,
+    responses={**READ_RESPONSES, 200: ok(RELATION_EXAMPLE)},
+    summary="The relation between two actors",
+    description="Status, partnership, score and climate, event counts, last and next contact. "
+    "A pair with no events answers status `unknown`, not 404. Supports ETag/If-None-Match.",
+)
+async def get_relation(
+    *,
+    ctx: Read,
+    request: Request,
+    a: CodeA,
+    b: CodeB,
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> Response:
+    pair = params.pair(a, b)
+    reading = await relations.relation_payload(
+        ctx.reader, ctx.answers, pair, today=ctx.today(), as_of=as_of, known_at=known_at
+    )
+    payload, snapshot = reading.value, reading.snapshot
+    return represent_payload(request, payload, snapshot)
+
+
+@router.get(
+    "/v1/relations",
+    openapi_extra=CONSISTENCY,
+    response_model=RelationListBody,
+    responses={**READ_RESPONSES, 200: ok(RELATION_LIST_EXAMPLE)},
+    summary="Every relation of a country",
+    description="Each pair that includes `country`, sorted, in pages. Computes each pair's "
+    "relation (one pipelined read), so it costs O(partners).",
+)
+async def list_relations(
+    *,
+    ctx: Read,
+    request: Request,
+    country: Annotated[
+        str,
+        Query(
+            description="State or organisation code.", openapi_examples={"China": {"value": "CHN"}}
+        ),
+    ],
+    sort: Annotated[RelationSort, Query(description="What to sort by.")] = "score",
+    order: Annotated[Literal["asc", "desc"], Query(description="Sort direction.")] = "desc",
+    cursor: CursorParam = None,
+    limit: Limit = None,
+) -> Response:
+    code = params.actor(country, "country")
+    descending = order == "desc"
+    reading = await relations.relations_of(
+        ctx.reader,
+        code,
+        today=ctx.today(),
+        sort=sort,
+        descending=descending,
+        cursor=cursor,
+        limit=page_size(ctx, limit),
+    )
+    body = RelationListBody(
+        country=code,
+        sort=sort,
+        order=order,
+        items=[relations.item_of(s) for s in reading.value.items],
+        next_cursor=relations.next_cursor(reading.value, code, sort, descending),
+    )
+    return represent(request, body, reading.snapshot)
+
+
+TypeFilter = Annotated[
+    list[str] | None,
+    Query(
+        alias="type",
+        description="Event types to keep (repeat, or comma-separated); `meeting.held` or "
+        "`diplomacy.meeting.held`.",
+        openapi_examples={"meetings": {"value": ["meeting.held"]}},
+    ),
+]
+FromDay = Annotated[
+    date | None, Query(alias="from", description="Events that start on or after this day.")
+]
+ToDay = Annotated[date | None, Query(alias="to", description="Events that start by this day.")]
+Order = Annotated[
+    Literal["asc", "desc"], Query(description="Oldest first (asc) or newest first (desc).")
+]
+
+
+async def timeline_response(
+    *,
+    ctx: ApiContext,
+    request: Request,
+    kind: Literal["pair", "country"],
+    key: str,
+    types: list[str] | None,
+    start: date | None,
+    end: date | None,
+    order: Literal["asc", "desc"],
+    cursor: str | None,
+    limit: int | None,
+) -> Response:
+    chosen = params.event_types(types)
+    if start is not None and end is not None and end < start:
+        raise params.invalid("to", "the window ends before it starts")
+    query_id = "|".join([kind, key, order, str(start), str(end), ",".join(sorted(chosen or ()))])
+    query = TimelineQuery(
+        kind=kind,
+        key=key,
+        limit=page_size(ctx, limit),
+        types=chosen,
+        start=start,
+        end=end,
+        after=timelines.decode_cursor(cursor, query_id),
+        descending=order == "desc",
+    )
+    reading = await timelines.timeline(ctx.reader, query)
+    body = timelines.body_of(ctx.reader.topic, f"{kind}:{key}", reading.value, query_id)
+    return represent(request, body, reading.snapshot)
+
+
+@router.get(
+    "/v1/relations/{a}/{b}/timeline",
+    openapi_extra=CONSISTENCY,
+    response_model=TimelineBody,
+    responses={**READ_RESPONSES, 200: ok(TIMELINE_EXAMPLE)},
+    summary="The events between two actors, in the order they occurred",
+    description="Effective events only (retracted ones are left out), filtered by type and "
+    "day, in pages.",
+)
+async def pair_timeline(
+    *,
+    ctx: Read,
+    request: Request,
+    a: CodeA,
+    b: CodeB,
+    types: TypeFilter = None,
+    start: FromDay = None,
+    end: ToDay = None,
+    order: Order = "asc",
+    cursor: CursorParam = None,
+    limit: Limit = None,
+) -> Response:
+    pair = params.pair(a, b)
+    return await timeline_response(
+        ctx=ctx,
+        request=request,
+        kind="pair",
+        key=pair.key,
+        types=types,
+        start=start,
+        end=end,
+        order=order,
+        cursor=cursor,
+        limit=limit,
+    )

@@ -1,0 +1,59 @@
+"""Routes: a country's timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from services.api import params
+from services.api.examples import TIMELINE_EXAMPLE, ok
+from services.api.timelines import TimelineBody
+
+from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read
+from .relations import FromDay, Order, ToDay, TypeFilter, timeline_response
+
+router = APIRouter(tags=["timelines"])
+
+
+@router.get(
+    "/v1/countries/{c}/timeline",
+    openapi_extra=CONSISTENCY,
+    response_model=TimelineBody,
+    responses={**READ_RESPONSES, 200: ok(TIMELINE_EXAMPLE)},
+    summary="The events an actor took part in, in the order they occurred",
+    description="Every effective event involving the state or organisation (parties, "
+    "speakers and targets, mediators, travellers and destinations), filtered by type and day, "
+    "in pages.",
+)
+async def country_timeline(
+    *,
+    ctx: Read,
+    request: Request,
+    c: Annotated[
+        str,
+        Path(
+            description="State or organisation code.", openapi_examples={"China": {"value": "CHN"}}
+        ),
+    ],
+    types: TypeFilter = None,
+    start: FromDay = None,
+    end: ToDay = None,
+    order: Order = "asc",
+    cursor: CursorParam = None,
+    limit: Limit = None,
+) -> Response:
+    code = params.actor(c, "c")
+    return await timeline_response(
+        ctx=ctx,
+        request=request,
+        kind="country",
+        key=code,
+        types=types,
+        start=start,
+        end=end,
+        order=order,
+        cursor=cursor,
+        limit=limit,
+    )

@@ -1,0 +1,75 @@
+"""Timelines: a pair's or an actor's effective events, in the order they occurred.
+
+Each partition keeps its share of a timeline as a lexicographic sorted set whose members
+start with the domain's total order (`order_string`); a page is the k-way merge of the
+partitions' sets, read in chunks, filtered by type and bounded by day. Retracted events are
+not in the sets: a timeline shows what counts now. Events are loaded from the partition
+that holds them, with their position in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chancery.positions import Position
+
+from . import cursors
+from .params import invalid
+from .reader import Page, Reading, ReadModelReader, StoredEvent, TimelineEntry, TimelineQuery
+
+
+class LoggedEvent(BaseModel):
+    """An event as the log holds it (with `recordedtime` and `partitionkey`), and where."""
+
+    model_config = ConfigDict(frozen=True)
+
+    log_position: str = Field(description="Where the event sits in the log (a position token).")
+    retracted: bool = Field(False, description="A later event retracted it: it counts no more.")
+    event: dict[str, Any] = Field(description="The CloudEvent, as stored in the log.")
+
+
+class TimelineBody(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    position: str = ""
+    timeline: str = Field(description="`pair:CHN|USA` or `country:CHN`.")
+    items: list[LoggedEvent]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+def logged(topic: str, stored: StoredEvent) -> LoggedEvent:
+    return LoggedEvent(
+        log_position=Position.at(topic, stored.partition, stored.offset).token(),
+        retracted=stored.retracted,
+        event=json.loads(stored.raw),
+    )
+
+
+def decode_cursor(cursor: str | None, query_id: str) -> str | None:
+    fields = cursors.decode(cursor, "timeline")
+    if fields is None:
+        return None
+    if fields.get("q") != query_id:
+        raise invalid("cursor", "the cursor belongs to another timeline or order", "cursor")
+    return cursors.text_field(fields, "m")
+
+
+def encode_cursor(page: Page[TimelineEntry], query_id: str) -> str | None:
+    if not page.more or not page.items:
+        return None
+    return cursors.encode("timeline", q=query_id, m=page.items[-1].member)
+
+
+async def timeline(reader: ReadModelReader, query: TimelineQuery) -> Reading[Page[TimelineEntry]]:
+    return await reader.timeline(query)
+
+
+def body_of(topic: str, name: str, page: Page[TimelineEntry], query_id: str) -> TimelineBody:
+    return TimelineBody(
+        timeline=name,
+        items=[logged(topic, entry.stored) for entry in page.items],
+        next_cursor=encode_cursor(page, query_id),
+    )
