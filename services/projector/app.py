@@ -26,7 +26,7 @@ from .metrics import ProjectorMetrics
 from .projection import ReadModelProjection
 from .projector import Progress, Projector
 from .status import status_app
-from .store import RedisReadModelWriter
+from .store import RedisReadModelWriter, with_native_packing
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ async def _projector(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AsyncIterator[tuple[Projector, RedisReadModelWriter, ProjectorMetrics]]:
     async with AsyncExitStack() as stack:
-        redis = redis_client(settings.redis_url, client_name="projector")
+        redis = with_native_packing(redis_client(settings.redis_url, client_name="projector"))
         stack.push_async_callback(redis.aclose)
         consumer = event_log_consumer(
             settings.kafka_bootstrap_servers,
@@ -78,13 +78,15 @@ async def _projector(
         producer = event_log_producer(settings.kafka_bootstrap_servers, client_id="dead-letters")
         await _start_kafka_client(producer, "dead-letter producer")
         stack.push_async_callback(producer.stop)
-        writer = RedisReadModelWriter(redis, topic=settings.topic)
+        writer = RedisReadModelWriter(
+            redis, topic=settings.topic, stream_max_len=settings.stream_max_len
+        )
         metrics = ProjectorMetrics()
         partitions = await _partition_count(producer, settings.topic)
         projector = Projector(
             consumer,
             writer,
-            ReadModelProjection(redis, stream_max_len=settings.stream_max_len),
+            ReadModelProjection(redis),
             KafkaDeadLetters(producer, settings.dead_letter_topic),
             metrics,
             topic=settings.topic,
@@ -144,7 +146,8 @@ async def run_rebuild(
         logger.info("rebuilding read models into version %d", version)
         await projector.start_rebuild(version)
         await projector.run(asyncio.Event())
-        await writer.mark_ready_if_caught_up(version, partitions)
+        if not await writer.mark_ready_if_caught_up(version, partitions):
+            raise RuntimeError(f"version {version} did not catch up; the pointer was not moved")
         old = await writer.activate(version)
         logger.info("read models: now serving version %d (was %s)", version, old)
         if old is not None and old != version and not keep_old:

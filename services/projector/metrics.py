@@ -56,3 +56,8 @@ class ProjectorMetrics:
             "The read-model version this projector writes.",
             registry=self.registry,
         )
+        self.stream_skipped = Counter(
+            "chancery_projector_stream_entries_skipped",
+            "Stream entries not added because the stream was ahead of the stored offset.",
+            registry=self.registry,
+        )

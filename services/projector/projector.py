@@ -8,6 +8,18 @@ are never read back.
 Two modes share this code. *Live* (a consumer group; several instances share partitions)
 follows the version pointer. *Rebuild* (every partition assigned by hand) fills one given
 version from the start of the log and returns once every partition has caught up.
+
+One round: follow the pointer (live), load the positions of newly owned partitions, fetch,
+decode (parking the undecodable), plan every partition's batch with pipelined reads, and
+apply all of them in one pipeline of atomic scripts.
+
+Ownership of a partition is an object (`_Owned`) made at assignment and dropped at
+revocation. A rebalance can happen while a round awaits Redis (aiokafka runs the listener in
+its own task): a step finishing for a partition no longer owned, or owned again since, does
+not touch the new owner's state, and the offset fence in the script makes the new owner (or
+this one, reloading) re-seek to whatever was really applied. The listener does no I/O, so it
+cannot fail (aiokafka would log and swallow the error); positions are loaded by the loop,
+where a Redis error is retried like any other.
 """
 
 from __future__ import annotations
@@ -16,52 +28,79 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chancery.contract import Event, decode_event
+from chancery.contract import decode_event
 from chancery.keyspace import PartitionSpace
 from chancery.observability import correlation_id
 
-from .deadletters import DeadLetters, Poison
+from .deadletters import DeadLetters, DeadLetterUnavailableError, Poison
 from .metrics import ProjectorMetrics
 from .plan import WritePlan
-from .store import Fenced, RedisReadModelWriter
+from .projection import ReadModelProjection
+from .records import LogRecord
+from .store import Batch, Outcome, RedisReadModelWriter
 
 logger = logging.getLogger(__name__)
 
 POINTER_CHECK_S = 0.5
 KAFKA_COMMIT_EVERY_S = 2.0
-REDIS_RETRY_S = 0.5
+RETRY_S = 0.5
+PROGRESS_EVERY_S = 0.25
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
-
-@dataclass(frozen=True)
-class LogRecord:
-    """One decoded record of the event log."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    event: Event
-
-
-class Projection(Protocol):
-    """Turns a partition batch into writes; reads current state from Redis as it needs."""
-
-    async def plan(self, space: PartitionSpace, records: Sequence[LogRecord]) -> WritePlan: ...
+__all__ = ["LogRecord", "Progress", "Projector"]
 
 
 @dataclass(frozen=True)
 class Progress:
-    applied: int  # events applied (offsets covered) across partitions
+    applied: int  # events done (offsets covered) across partitions
     total: int  # events in the log across partitions (high watermarks)
+    rate: float = 0.0  # events per second since the run started
+    eta_s: float | None = None  # at that rate, seconds until `total`
+
+
+@dataclass(eq=False)
+class _Owned:
+    """A partition this instance owns, from its assignment to its revocation."""
+
+    tp: TopicPartition
+    expected: int | None = None  # the offset stored in Redis, as last read or written
+    high: int = 0  # the log's end offset, as last seen
+    loaded: bool = False  # positions read from Redis and the consumer sought there
+    generation: int = 0  # how many times it was (re)loaded: records fetched before are stale
+
+    @property
+    def next_offset(self) -> int:
+        return 0 if self.expected is None else self.expected + 1
+
+
+@dataclass
+class _Fetched:
+    """One partition's records of a fetch, decoded, not yet applied."""
+
+    owned: _Owned
+    generation: int
+    last_offset: int
+    records: list[LogRecord]
+
+
+@dataclass
+class _Step:
+    """One partition's batch within a round."""
+
+    owned: _Owned
+    space: PartitionSpace
+    expected: int | None
+    last_offset: int  # the last offset fetched: the step covers everything up to it
+    high: int
+    records: list[LogRecord] = field(default_factory=list)
 
 
 class Projector:
@@ -69,7 +108,7 @@ class Projector:
         self,
         consumer: AIOKafkaConsumer,
         writer: RedisReadModelWriter,
-        projection: Projection,
+        projection: ReadModelProjection,
         dead_letters: DeadLetters,
         metrics: ProjectorMetrics,
         *,
@@ -91,10 +130,13 @@ class Projector:
         self._version = 0
         self._partitions = partitions
         self._on_progress = on_progress
-        self._expected: dict[int, int | None] = {}
-        self._high: dict[int, int] = {}
+        self._owned: dict[int, _Owned] = {}
         self._last_pointer_check = 0.0
+        self._check_pointer_now = False
         self._last_commit = 0.0
+        self._last_progress = 0.0
+        self._started = time.monotonic()
+        self._applied_at_start: int | None = None
         self._ready = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -112,17 +154,18 @@ class Projector:
         return self._partitions
 
     def status(self) -> dict[str, object]:
-        """This instance's view: version, readiness, and per assigned partition its lag."""
+        """This instance's view: version, readiness, and per owned partition its lag."""
         partitions = []
-        for p in sorted(self._expected):
-            applied = self._expected[p]
-            high = self._high.get(p, 0)
+        for p in sorted(self._owned):
+            owned = self._owned[p]
+            high = self._high(owned)
             partitions.append(
                 {
                     "partition": p,
-                    "applied_offset": applied,
+                    "applied_offset": owned.expected,
                     "high_watermark": high,
-                    "lag": max(0, high - ((applied if applied is not None else -1) + 1)),
+                    "lag": max(0, high - owned.next_offset),
+                    "loaded": owned.loaded,
                 }
             )
         return {
@@ -132,14 +175,12 @@ class Projector:
             "partitions": partitions,
         }
 
-
     def listener(self) -> ConsumerRebalanceListener:
         return _Rebalance(self)
 
     async def start_live(self) -> None:
-        """Join the group; positions are loaded in the assignment callback."""
-        self._version = await self._writer.ensure_active_version(self._partitions)
-        self._metrics.version.set(self._version)
+        """Join the group; positions are loaded by the loop once partitions are assigned."""
+        await self._use_version(await self._writer.ensure_active_version(self._partitions))
         self._consumer.subscribe([self._topic], listener=self.listener())
 
     async def start_rebuild(self, version: int) -> None:
@@ -148,71 +189,92 @@ class Projector:
         self._rebuilding = True
         tps = [TopicPartition(self._topic, p) for p in range(self._partitions)]
         self._consumer.assign(tps)
-        await self.load_positions(tps)
+        self.assigned(tps)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Apply batches until `stop` is set (live) or every partition caught up (rebuild)."""
+        self._started = time.monotonic()
         while not stop.is_set():
             try:
-                if not self._rebuilding:
-                    await self._follow_pointer()
-                batches = await self._consumer.getmany(
-                    timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch
-                )
-                for tp, records in batches.items():
-                    await self._apply(tp, records)
-                await self._after_round()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                logger.warning("Redis unavailable (%s); retrying from the stored offsets", exc)
-                await asyncio.sleep(REDIS_RETRY_S)
-                await self._reload_all()
+                await self._round()
+            except REDIS_ERRORS as exc:
+                logger.warning("Redis unavailable (%r); retrying from the stored offsets", exc)
+                await self._retry_later()
+            except DeadLetterUnavailableError as exc:
+                logger.warning("%s; retrying from the stored offsets", exc)
+                await self._retry_later()
             if self._rebuilding and self._all_caught_up():
+                self._report_progress(force=True)
                 return
+
+    async def _retry_later(self) -> None:
+        await asyncio.sleep(RETRY_S)
+        self._unload_all()
+        self._check_pointer_now = not self._rebuilding
+
+    # --- ownership (called by the rebalance listener: no I/O here) --------------------------------
+
+    def assigned(self, tps: Sequence[TopicPartition]) -> None:
+        for tp in tps:
+            if tp.topic == self._topic:
+                self._owned[tp.partition] = _Owned(tp)
+
+    def revoked(self, tps: Sequence[TopicPartition]) -> None:
+        for tp in tps:
+            if tp.topic == self._topic:
+                self._owned.pop(tp.partition, None)
+
+    def _unload_all(self) -> None:
+        for owned in self._owned.values():
+            owned.loaded = False
+
+    def _still(self, owned: _Owned) -> bool:
+        return self._owned.get(owned.tp.partition) is owned
 
     # --- positions -------------------------------------------------------------------------------
 
-    async def load_positions(self, tps: Sequence[TopicPartition]) -> None:
-        """Seek each partition to the offset stored in Redis for the current version."""
-        if not tps:
+    async def _load_pending(self) -> None:
+        """Seek each newly owned (or reset) partition to the offset stored in Redis."""
+        pending = [o for o in self._owned.values() if not o.loaded]
+        if not pending:
             return
-        ends = await self._consumer.end_offsets(list(tps))
-        for tp in tps:
-            space = PartitionSpace(self._version, tp.partition)
-            stored = await self._writer.stored_offset(space)
-            self._expected[tp.partition] = stored
-            if stored is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, stored + 1)
-            end = int(ends[tp])
-            self._high[tp.partition] = end
-            if (stored if stored is not None else -1) + 1 >= end:
-                await self._writer.mark_caught_up(space, end)
+        try:
+            ends = await self._consumer.end_offsets([o.tp for o in pending])
+        except KafkaError as exc:
+            logger.warning("cannot read the log's end offsets yet (%r); retrying", exc)
+            return
+        spaces = [PartitionSpace(self._version, o.tp.partition) for o in pending]
+        stored = await self._writer.stored_offsets(spaces)
+        for owned, space, offset in zip(pending, spaces, stored, strict=True):
+            if not self._still(owned):
+                continue
+            try:
+                if offset is None:
+                    await self._consumer.seek_to_beginning(owned.tp)
+                else:
+                    self._consumer.seek(owned.tp, offset + 1)
+            except IllegalStateError:
+                continue  # revoked in the meantime
+            owned.expected = offset
+            owned.high = int(ends.get(owned.tp, 0))
+            owned.loaded = True
+            owned.generation += 1
+            if owned.next_offset >= owned.high:
+                await self._writer.mark_caught_up(space, owned.high)
             logger.info(
                 "partition %d: version %d, resuming after offset %s of %d",
-                tp.partition,
+                owned.tp.partition,
                 self._version,
-                stored,
-                end,
+                offset,
+                owned.high,
             )
-
-    def forget(self, tps: Sequence[TopicPartition]) -> None:
-        for tp in tps:
-            self._expected.pop(tp.partition, None)
-
-    async def _reload_all(self) -> None:
-        try:
-            if not self._rebuilding:
-                self._version = await self._writer.ensure_active_version(self._partitions)
-            await self.load_positions(sorted(self._consumer.assignment()))
-        except (RedisConnectionError, RedisTimeoutError, OSError, KafkaError) as exc:
-            logger.warning("still cannot reload positions: %s", exc)
 
     async def _follow_pointer(self) -> None:
         now = time.monotonic()
-        if now - self._last_pointer_check < POINTER_CHECK_S:
+        if not self._check_pointer_now and now - self._last_pointer_check < POINTER_CHECK_S:
             return
         self._last_pointer_check = now
+        self._check_pointer_now = False
         active = await self._writer.active_version()
         if active == self._version:
             return
@@ -220,104 +282,198 @@ class Projector:
             logger.warning("the read-model pointer is gone (Redis emptied?): rebuilding")
         else:
             logger.info("the served version moved from %d to %d", self._version, active)
-        self._version = await self._writer.ensure_active_version(self._partitions)
-        self._ready = False
-        self._metrics.version.set(self._version)
-        await self.load_positions(sorted(self._consumer.assignment()))
+        version = await self._writer.ensure_active_version(self._partitions, above=self._version)
+        await self._use_version(version)
+        self._unload_all()
 
-    # --- one batch -------------------------------------------------------------------------------
+    async def _use_version(self, version: int) -> None:
+        self._version = version
+        info = await self._writer.version_info(version)
+        self._ready = info is not None and info.state == "ready"
+        self._metrics.version.set(version)
 
-    async def _apply(self, tp: TopicPartition, raw: Sequence[object]) -> None:
-        p = tp.partition
-        if p not in self._expected:
-            return  # revoked while fetching
-        expected = self._expected[p]
-        fresh = [r for r in raw if expected is None or _offset(r) > expected]
-        if not fresh:
-            return
-        started = time.perf_counter()
-        token = correlation_id.set(f"p{p}@{_offset(fresh[0])}-{_offset(fresh[-1])}")
-        try:
-            records = await self._decode(tp, fresh)
-            space = PartitionSpace(self._version, p)
-            plan = await self._plan(tp, space, records)
-            new_offset = _offset(fresh[-1])
-            high = self._consumer.highwater(tp) or new_offset + 1
-            self._high[p] = high
-            outcome = await self._writer.apply(
-                space,
-                expected=expected,
-                new_offset=new_offset,
-                high_watermark=high,
-                commands=plan.commands,
-                keys=sorted(plan.keys),
+    # --- one round -------------------------------------------------------------------------------
+
+    async def _round(self) -> None:
+        if not self._rebuilding:
+            await self._follow_pointer()
+        await self._load_pending()
+        fetched = await self._consumer.getmany(
+            timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch
+        )
+        steps = self._steps(await self._prepare(fetched))
+        if steps:
+            await self._plan_and_apply(steps)
+        await self._after_round()
+
+    async def _prepare(self, fetched: dict[TopicPartition, list[object]]) -> list[_Fetched]:
+        """Decode each partition's records (parking the undecodable ones)."""
+        prepared = []
+        for tp, raw in fetched.items():
+            owned = self._owned.get(tp.partition)
+            if owned is None or not owned.loaded or owned.tp != tp or not raw:
+                continue  # revoked, or fetched before it was sought to its stored offset
+            records = await self._decode(tp, raw)
+            prepared.append(_Fetched(owned, owned.generation, _offset(raw[-1]), records))
+        return prepared
+
+    def _steps(self, prepared: list[_Fetched]) -> list[_Step]:
+        """The batches to apply: records of a partition revoked, or reloaded (re-sought)
+        since they were fetched, are dropped; they will be fetched again from where Redis
+        says. Records at or below the stored offset are dropped too."""
+        steps = []
+        for f in prepared:
+            owned = f.owned
+            if not self._still(owned) or not owned.loaded or owned.generation != f.generation:
+                continue
+            expected = owned.expected
+            if expected is not None and f.last_offset <= expected:
+                continue
+            records = f.records
+            if expected is not None and records and records[0].offset <= expected:
+                records = [r for r in records if r.offset > expected]
+            steps.append(
+                _Step(
+                    owned=owned,
+                    space=PartitionSpace(self._version, owned.tp.partition),
+                    expected=expected,
+                    last_offset=f.last_offset,
+                    high=max(self._high(owned), f.last_offset + 1),
+                    records=records,
+                )
             )
-            if isinstance(outcome, Fenced):
-                await self._fenced(tp, outcome)
-                return
-            self._expected[p] = new_offset
-            self._metrics.applied.inc(len(records))
-            self._metrics.applied_offset.labels(str(p)).set(new_offset)
-            self._metrics.lag.labels(str(p)).set(max(0, high - new_offset - 1))
-            self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        finally:
-            correlation_id.reset(token)
+        return steps
+
+    async def _plan_and_apply(self, steps: list[_Step]) -> None:
+        started = time.perf_counter()
+        duplicates = self._projection.duplicates
+        plans = await self._projection.plan([(s.space, s.records) for s in steps])
+        self._metrics.duplicates.inc(self._projection.duplicates - duplicates)
+        ready: list[tuple[_Step, WritePlan]] = []
+        failed: list[tuple[_Step, Exception]] = []
+        for step, plan in zip(steps, plans, strict=True):
+            if isinstance(plan, Exception):
+                failed.append((step, plan))
+            else:
+                ready.append((step, plan))
+        outcomes = await self._writer.apply(
+            [
+                Batch(step.space, step.expected, step.last_offset, step.high, plan)
+                for step, plan in ready
+            ]
+        )
+        for (step, plan), outcome in zip(ready, outcomes, strict=True):
+            self._settle(step, plan, outcome, step.last_offset)
+        for step, error in failed:
+            await self._one_by_one(step, error)
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _decode(self, tp: TopicPartition, raw: Sequence[object]) -> list[LogRecord]:
         records: list[LogRecord] = []
+        p = tp.partition
         for r in raw:
-            value: bytes = r.value  # type: ignore[attr-defined]
+            value: bytes | None = r.value  # type: ignore[attr-defined]
             key: bytes | None = r.key  # type: ignore[attr-defined]
+            offset = _offset(r)
+            if value is None:
+                await self._park(tp, r, "undecodable: a record without a value")
+                continue
             try:
                 event = decode_event(value)
-            except (ValidationError, ValueError) as exc:
-                await self._park(tp, _offset(r), key, value, f"undecodable: {_reason(exc)}")
+            except ValueError as exc:  # ValidationError, and bytes that are not UTF-8
+                await self._park(tp, r, f"undecodable: {_reason(exc)}")
                 continue
-            records.append(LogRecord(tp.partition, _offset(r), key, value, event))
+            headers = r.headers or ()  # type: ignore[attr-defined]
+            records.append(LogRecord(p, offset, key, value, event, event.key, headers))
         return records
 
-    async def _plan(
-        self, tp: TopicPartition, space: PartitionSpace, records: list[LogRecord]
-    ) -> WritePlan:
+    def _settle(self, step: _Step, plan: WritePlan, outcome: Outcome, new_offset: int) -> bool:
+        """Record a step's outcome; False when it was fenced."""
+        owned = step.owned
+        p = owned.tp.partition
+        if not outcome.applied:
+            self._metrics.fenced.inc()
+            logger.warning(
+                "partition %d: stored offset is %s, not %s: another writer moved it; reloading",
+                p,
+                outcome.stored,
+                step.expected,
+            )
+            if self._still(owned):
+                owned.loaded = False  # reloaded (and re-sought) at the start of the next round
+            if outcome.stored is None and step.expected is not None:
+                self._check_pointer_now = True  # this version's keys are gone
+            return False
+        if outcome.stream_skipped:
+            self._metrics.stream_skipped.inc(outcome.stream_skipped)
+            logger.error(
+                "partition %d: %d stream entries skipped: the stream is ahead of the stored "
+                "offset (was the offset key removed by hand?)",
+                p,
+                outcome.stream_skipped,
+            )
+        if self._still(owned) and owned.loaded:
+            owned.expected = new_offset
+            owned.high = max(owned.high, step.high)
+        step.expected = new_offset
+        self._metrics.applied.inc(plan.events)
+        self._metrics.applied_offset.labels(str(p)).set(new_offset)
+        self._metrics.lag.labels(str(p)).set(max(0, step.high - new_offset - 1))
+        return True
+
+    async def _one_by_one(self, step: _Step, error: Exception) -> None:
+        """A batch whose fold failed: apply it one event per atomic step, parking poison."""
+        token = correlation_id.set(f"p{step.space.partition}@{step.expected}-{step.last_offset}")
         try:
-            return await self._projection.plan(space, records)
-        except (RedisConnectionError, RedisTimeoutError):
-            raise
-        except Exception:
-            logger.exception("a batch failed to fold; isolating the poison events")
-        good: list[LogRecord] = []
-        for record in records:
-            try:
-                await self._projection.plan(space, [record])
-            except (RedisConnectionError, RedisTimeoutError):
-                raise
-            except Exception as exc:  # noqa: BLE001
-                await self._park(
-                    tp, record.offset, record.key, record.value, f"fold failed: {_reason(exc)}"
-                )
-            else:
-                good.append(record)
-        return await self._projection.plan(space, good)
+            logger.warning(
+                "a batch failed to fold (%s); applying it one event at a time", _reason(error)
+            )
+            for record in step.records:
+                [result] = await self._projection.plan([(step.space, [record])])
+                if isinstance(result, Exception):
+                    await self._park_record(step.owned.tp, record, f"fold: {_reason(result)}")
+                    result = WritePlan()
+                if not await self._apply_one(step, result, record.offset):
+                    return
+            if step.expected != step.last_offset:  # undecodable records at the end
+                await self._apply_one(step, WritePlan(), step.last_offset)
+        finally:
+            correlation_id.reset(token)
 
-    async def _park(
-        self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, reason: str
-    ) -> None:
-        await self._dead_letters.park(Poison(tp.topic, tp.partition, offset, key, value, reason))
-        self._metrics.dead_letters.labels(reason.split(":", 1)[0]).inc()
+    async def _apply_one(self, step: _Step, plan: WritePlan, new_offset: int) -> bool:
+        batch = Batch(step.space, step.expected, new_offset, step.high, plan)
+        [outcome] = await self._writer.apply([batch])
+        return self._settle(step, plan, outcome, new_offset)
 
-    async def _fenced(self, tp: TopicPartition, fenced: Fenced) -> None:
-        self._metrics.fenced.inc()
-        logger.warning(
-            "partition %d: stored offset is %s, not %s: another instance wrote it; re-seeking",
-            tp.partition,
-            fenced.stored,
-            self._expected.get(tp.partition),
+    async def _park(self, tp: TopicPartition, record: object, reason: str) -> None:
+        await self._park_poison(
+            Poison(
+                tp.topic,
+                tp.partition,
+                _offset(record),
+                record.key,  # type: ignore[attr-defined]
+                record.value,  # type: ignore[attr-defined]
+                reason,
+                tuple(record.headers or ()),  # type: ignore[attr-defined]
+            )
         )
-        self._expected[tp.partition] = fenced.stored
-        if fenced.stored is None:
-            await self._consumer.seek_to_beginning(tp)
-        else:
-            self._consumer.seek(tp, fenced.stored + 1)
+
+    async def _park_record(self, tp: TopicPartition, record: LogRecord, reason: str) -> None:
+        await self._park_poison(
+            Poison(
+                tp.topic,
+                tp.partition,
+                record.offset,
+                record.key,
+                record.value,
+                reason,
+                tuple(record.headers),
+            )
+        )
+
+    async def _park_poison(self, poison: Poison) -> None:
+        await self._dead_letters.park(poison)
+        self._metrics.dead_letters.labels(poison.kind).inc()
 
     # --- after each round ------------------------------------------------------------------------
 
@@ -326,34 +482,53 @@ class Projector:
             self._ready = await self._writer.mark_ready_if_caught_up(
                 self._version, self._partitions
             )
-        if self._on_progress is not None:
-            applied = sum((o if o is not None else -1) + 1 for o in self._expected.values())
-            self._on_progress(Progress(applied=applied, total=sum(self._high.values())))
+        self._report_progress()
         now = time.monotonic()
         if not self._rebuilding and now - self._last_commit >= KAFKA_COMMIT_EVERY_S:
             self._last_commit = now
             await self._commit_to_kafka()
 
+    def _high(self, owned: _Owned) -> int:
+        try:
+            seen = self._consumer.highwater(owned.tp)
+        except IllegalStateError:
+            seen = None
+        return max(owned.high, seen or 0)
+
     def _all_caught_up(self) -> bool:
-        for tp in self._consumer.assignment():
-            applied = self._expected.get(tp.partition)
-            high = self._consumer.highwater(tp) or self._high.get(tp.partition, 0)
-            if (applied if applied is not None else -1) + 1 < high:
-                return False
-        return bool(self._consumer.assignment())
+        owned = list(self._owned.values())
+        return bool(owned) and all(o.loaded and o.next_offset >= self._high(o) for o in owned)
+
+    def _report_progress(self, *, force: bool = False) -> None:
+        if self._on_progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        owned = list(self._owned.values())
+        applied = sum(o.next_offset for o in owned if o.loaded)
+        total = sum(self._high(o) for o in owned)
+        if self._applied_at_start is None:
+            self._applied_at_start = applied
+            self._started = now
+        elapsed = now - self._started
+        rate = (applied - self._applied_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = (total - applied) / rate if rate > 0 else None
+        self._on_progress(Progress(applied=applied, total=total, rate=rate, eta_s=eta))
 
     async def _commit_to_kafka(self) -> None:
         offsets = {
-            TopicPartition(self._topic, p): o + 1
-            for p, o in self._expected.items()
-            if o is not None
+            o.tp: o.expected + 1
+            for o in self._owned.values()
+            if o.loaded and o.expected is not None
         }
         if not offsets:
             return
         try:
             await self._consumer.commit(offsets)
         except KafkaError as exc:  # informational only: Redis holds the real positions
-            logger.debug("Kafka offset commit skipped: %s", exc)
+            logger.debug("Kafka offset commit skipped: %r", exc)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -361,10 +536,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._projector = projector
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._projector.forget(revoked)
+        self._projector.revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._projector.load_positions(sorted(assigned))
+        self._projector.assigned(sorted(assigned))
 
 
 def _offset(record: object) -> int:

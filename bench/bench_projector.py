@@ -1,0 +1,325 @@
+"""The projector's replay rate, beside a raw consumer that only reads and decodes.
+
+The log: N `diplomacy.event.coded` events (N >= 200,000; 20,000 with quick=True) built from
+the real rows of one GDELT 2.0 export batch (shared/data/reference), the rows whose two
+actors are known states or organisations, each row repeated under distinct ids
+(`gdelt-<GLOBALEVENTID>-<copy>`), stamped as ingest would (chancery.contract.stamp) and
+produced straight to a fresh 6-partition topic.
+
+- baseline: an aiokafka consumer reads every record and decodes it (decode_event): the
+  limit of any consumer in Python. Run before and after the projector; the faster counts.
+- ours: `python -m services.projector` (a real process, default settings) replays the log
+  into an empty Redis database; the rate counts from its first applied batch to its last.
+  Its RSS (/proc/<pid>/status VmRSS) is sampled throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redis.asyncio import Redis
+
+from chancery.contract import (
+    EVENT_TYPES,
+    RECORD_CONTENT_TYPE,
+    actor_from_cameo,
+    cameo,
+    decode_event,
+    encode_event,
+    partition_key,
+    stamp,
+)
+from chancery.keyspace import ACTIVE_VERSION, PartitionSpace
+from services.cli.local import free_port
+
+from .framework import BenchEnv, Row
+
+NAME = "projector"
+GDELT = Path(
+    os.environ.get(
+        "CHANCERY_GDELT_EXPORT",
+        "/work/shared/data/reference/gdelt2_export_20191024143000.tsv",
+    )
+)
+PARTITIONS = 6
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATE = 30_000
+TARGET_RATIO = 0.5
+RSS_GROWTH_LIMIT = 0.10  # "flat": after the first quarter, RSS grows less than this
+
+
+# --- the log -----------------------------------------------------------------------------------
+
+
+def gdelt_templates(path: Path = GDELT) -> list[dict[str, Any]]:
+    """One event.coded envelope (as a dict) per usable GDELT 2.0 export row."""
+    table = cameo.table()
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = line.split("\t")
+        if len(row) < 61:
+            continue
+        a1 = actor_from_cameo(row[5]) or actor_from_cameo(row[7])
+        a2 = actor_from_cameo(row[15]) or actor_from_cameo(row[17])
+        code = row[26]
+        if not a1 or not a2 or a1 == a2 or code not in table:
+            continue
+        day, added = row[1], row[59]
+        data: dict[str, Any] = {
+            "actor1": a1,
+            "actor2": a2,
+            "cameo": code,
+            "goldstein": float(row[30]),
+            "occurred": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
+            "mentions": int(row[31]),
+        }
+        if row[60].startswith(("http://", "https://")) and len(row[60]) <= 2048:
+            data["source_url"] = row[60]
+        out.append(
+            {
+                "specversion": "1.0",
+                "id": f"gdelt-{row[0]}",
+                "source": "https://api.gdeltproject.org/v2/export",
+                "type": "diplomacy.event.coded",
+                "time": (
+                    f"{added[:4]}-{added[4:6]}-{added[6:8]}T"
+                    f"{added[8:10]}:{added[10:12]}:{added[12:14]}Z"
+                ),
+                "data": data,
+            }
+        )
+    return out
+
+
+def gdelt_log(count: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of `count` stamped events with distinct ids, from the real rows."""
+    cls = EVENT_TYPES["diplomacy.event.coded"]
+    templates = []
+    for t in gdelt_templates():
+        try:
+            templates.append(cls.model_validate(t))
+        except ValueError:
+            continue  # a row the contract refuses (e.g. occurred after reported)
+    if not templates:
+        raise RuntimeError(f"no usable GDELT rows in {GDELT}")
+    recorded = datetime(2019, 10, 24, 14, 45, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        template = templates[i % len(templates)]
+        copy = template.model_copy(update={"id": f"{template.id}-{i // len(templates)}"})
+        key = partition_key(copy) or "x"
+        event = stamp(copy, recorded_at=recorded + timedelta(microseconds=i), partition_key=key)
+        out.append((key.encode(), encode_event(event)))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    try:
+        headers = [("content-type", RECORD_CONTENT_TYPE.encode())]
+        pending = []
+        for key, value in records:
+            pending.append(await producer.send(topic, value=value, key=key, headers=headers))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+# --- the baseline: read and decode -------------------------------------------------------------
+
+
+async def raw_consumer_rate(bootstrap: str, topic: str, count: int) -> float:
+    """Events/s of a plain consumer that fetches and decodes every record."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        seen = 0
+        started = 0.0
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if not batches:
+                continue
+            if not started:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    decode_event(record.value)
+                seen += len(records)
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+# --- ours: the projector process --------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Replay:
+    rate: float
+    seconds: float
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (fraction done, KiB)
+
+    @property
+    def peak_mib(self) -> float:
+        return max(kib for _, kib in self.rss_samples) / 1024
+
+    def rss_growth(self) -> float:
+        """Relative RSS growth from the end of the first quarter to the end of the replay."""
+        after = [kib for done, kib in self.rss_samples if done >= 0.25]
+        if len(after) < 2:
+            return 0.0
+        return (max(after) - after[0]) / after[0]
+
+
+async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Replay:
+    url = env.redis_db(db)
+    redis = Redis.from_url(url)
+    await redis.flushdb()
+    process_env = {
+        **os.environ,
+        "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": env.kafka_bootstrap,
+        "CHANCERY_TOPIC": topic,
+        "CHANCERY_DEAD_LETTER_TOPIC": f"{topic}.dlq",
+        "CHANCERY_REDIS_URL": url,
+        "CHANCERY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "CHANCERY_PROJECTOR_PORT": str(free_port()),
+        "CHANCERY_LOG_LEVEL": "WARNING",
+        "CHANCERY_LOG_JSON": "false",
+    }
+    log = (env.workdir / f"projector-{topic}.log").open("wb")
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
+        [sys.executable, "-m", "services.projector"],
+        env=process_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    samples: list[tuple[float, int]] = []
+    try:
+        started = 0.0
+        applied_at_start = 0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the projector exited ({proc.returncode}); see {log.name}")
+            applied = await _applied(redis)
+            now = time.perf_counter()
+            kib = rss_kib(proc.pid)
+            if kib is not None:
+                samples.append((applied / count, kib))
+            if applied and not started:
+                started, applied_at_start = now, applied
+            if applied >= count:
+                seconds = now - started
+                return Replay((count - applied_at_start) / seconds, seconds, samples)
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the projector did not finish in 600 s")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        await redis.flushdb()
+        await redis.aclose()
+
+
+async def _applied(redis: Redis) -> int:
+    version = await redis.get(ACTIVE_VERSION)
+    if version is None:
+        return 0
+    offsets = await redis.mget([PartitionSpace(int(version), p).offset for p in range(PARTITIONS)])
+    return sum(int(o) + 1 for o in offsets if o is not None)
+
+
+# --- the benchmark --------------------------------------------------------------------------------
+
+
+async def _run(env: BenchEnv, quick: bool) -> list[Row]:
+    count = 20_000 if quick else 200_000
+    records = gdelt_log(count)
+    topic = env.new_topic(NAME, partitions=PARTITIONS)
+    await produce(env.kafka_bootstrap, topic, records)
+    del records
+    raw_before = await raw_consumer_rate(env.kafka_bootstrap, topic, count)
+    replay = await projector_replay(env, topic, count, db=3)
+    raw_after = await raw_consumer_rate(env.kafka_bootstrap, topic, count)
+    raw = max(raw_before, raw_after)
+    growth = replay.rss_growth()
+    note = (
+        f"{count:,} GDELT-like events in {replay.seconds:.1f} s; raw consumer "
+        f"{raw_before:,.0f} before and {raw_after:,.0f} events/s after"
+    )
+    return [
+        Row(
+            NAME,
+            "replay rate",
+            "events/s",
+            None,
+            replay.rate,
+            f">= {TARGET_RATE:,}",
+            replay.rate >= TARGET_RATE,
+            note,
+        ),
+        Row(
+            NAME,
+            "replay rate vs raw read+decode",
+            "events/s",
+            raw,
+            replay.rate,
+            f"ratio >= {TARGET_RATIO:.2f}",
+            replay.rate >= TARGET_RATIO * raw,
+        ),
+        Row(
+            NAME,
+            "peak RSS",
+            "MiB",
+            None,
+            replay.peak_mib,
+            f"flat: < {RSS_GROWTH_LIMIT:.0%} growth after 25%",
+            growth < RSS_GROWTH_LIMIT,
+            f"RSS grew {growth:.1%} from 25% of the replay to its end",
+        ),
+    ]
+
+
+def run(env: BenchEnv, quick: bool = False) -> list[Row]:
+    return asyncio.run(_run(env, quick))

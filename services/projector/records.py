@@ -1,0 +1,19 @@
+"""One decoded record of the event log, as the projector's stages pass it along."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chancery.contract import Event
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    partition: int
+    offset: int
+    key: bytes | None  # the Kafka record key
+    value: bytes  # the event exactly as it is in the log
+    event: Event
+    ident: str  # event_key(source, id): the identity, as Redis keys spell it
+    headers: Sequence[tuple[str, bytes]] = ()  # the record's headers, as they came
