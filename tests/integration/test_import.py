@@ -1,6 +1,6 @@
 """`chancery import` run for real: the command and ingest as processes, Kafka and Redis real.
 
-Each test imports a reference file (tests/unit/cli/fixtures) through a real ingest, checks
+Each test imports a reference file (tests/fixtures/reference) through a real ingest, checks
 the counts the command printed and how many records reached the topic, then imports it
 again and checks that the same counts are printed and nothing was appended.
 """

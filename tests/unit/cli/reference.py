@@ -13,7 +13,7 @@ from services.cli.importers.datasets import Dataset
 from services.cli.importers.events import Mapped, Outcome, Skipped
 from services.cli.importers.reading import Line, TabFile
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 GDELT2 = FIXTURES / "gdelt2_export_20191024143000.tsv.zip"
 GDELT1 = FIXTURES / "gdelt1_events_sample_2013_2016_mixed57_58cols.tsv.zip"
 ICEWS = FIXTURES / "icews_events_2018-06-01_02_sample.tab.zip"

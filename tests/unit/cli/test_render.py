@@ -21,7 +21,16 @@ def text(renderable: RenderableType) -> str:
 
 
 def test_a_relation_reads_as_sentences() -> None:
-    shown = text(relation(RELATION_EXAMPLE))
+    body: dict[str, Any] = {
+        **RELATION_EXAMPLE,
+        "as_of": "2025-01-01",
+        "score": -3.3,
+        "climate": "strained",
+        "event_count": 5,
+        "quad_counts": {"1": 1, "2": 0, "3": 2, "4": 2},
+        "next_contact": None,
+    }
+    shown = text(relation(body))
     assert "China (CHN) ↔ United States (USA)   as of 2025-01-01" in shown
     assert "status        unknown" in shown
     assert "score         -3.30 (strained)" in shown
