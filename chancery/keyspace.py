@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from chancery.contract import When
@@ -28,8 +29,9 @@ from chancery.domain.relations import (
 
 ROOT = "chancery"
 
-# Key parts are short, printable and free of Redis glob and hash-tag characters.
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_.|-]{1,128}$")
+# Key parts are short, printable and free of Redis glob and hash-tag characters. 160: a trip
+# key is a person id and a trip id (slugs of up to 64 each) joined by a dot.
+_SAFE_PART = re.compile(r"^[A-Za-z0-9_.|-]{1,160}$")
 
 
 class UnsafeKeyPartError(ValueError):
@@ -50,10 +52,15 @@ def idempotency(event_key: str) -> str:
     return f"{ROOT}:ingest:v1:idem:{_checked(event_key)}"
 
 
-class IdempotencyRecord(BaseModel):
-    """What ingest remembers of an event it was given: pending while being published."""
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What ingest remembers of an event it was given: pending while being published.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A plain frozen dataclass, not a pydantic model: ingest makes two per event it accepts,
+    and these are the hot path. The stored JSON is the same as when it was a model
+    (`model_dump_json(exclude_none=True)`: fields in this order, nulls left out), and
+    `decode` validates it just as strictly (`_StoredIdempotencyRecord`).
+    """
 
     digest: str
     partition_key: str
@@ -63,11 +70,51 @@ class IdempotencyRecord(BaseModel):
     offset: int | None = None
 
     def encode(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        """The stored bytes (kept once computed: a claim is sent to Redis more than once)."""
+        raw: bytes | None = self.__dict__.get("_raw")
+        if raw is None:
+            raw = self._encode()
+            object.__setattr__(self, "_raw", raw)  # a cache, not a field: frozen stays true
+        return raw
+
+    def _encode(self) -> bytes:
+        fields: dict[str, str | int] = {
+            "digest": self.digest,
+            "partition_key": self.partition_key,
+            "state": self.state,
+        }
+        if self.claim is not None:
+            fields["claim"] = self.claim
+        if self.partition is not None:
+            fields["partition"] = self.partition
+        if self.offset is not None:
+            fields["offset"] = self.offset
+        return pydantic_core.to_json(fields)
 
     @classmethod
     def decode(cls, raw: bytes | str) -> IdempotencyRecord:
-        return cls.model_validate_json(raw)
+        stored = _StoredIdempotencyRecord.model_validate_json(raw)
+        return cls(
+            digest=stored.digest,
+            partition_key=stored.partition_key,
+            state=stored.state,
+            claim=stored.claim,
+            partition=stored.partition,
+            offset=stored.offset,
+        )
+
+
+class _StoredIdempotencyRecord(BaseModel):
+    """The validation of a stored `IdempotencyRecord` (what the record was as a model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    digest: str
+    partition_key: str
+    state: str
+    claim: str | None = None
+    partition: int | None = None
+    offset: int | None = None
 
 
 # --- read models: the pointer, versions, and each partition's share ---------------------------

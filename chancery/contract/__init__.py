@@ -68,7 +68,19 @@ from .catalogue import (
     quad_class,
     retraction_target,
 )
-from .codec import content_digest, decode_event, encode_event, parse_incoming, stamp
+from .codec import (
+    content_digest,
+    decode_event,
+    digest_of,
+    encode_event,
+    encode_unstamped,
+    parse_incoming,
+    parse_incoming_batch_json,
+    parse_incoming_json,
+    recorded_json,
+    stamp,
+    stamp_encoded,
+)
 from .envelope import EXTENSIONS, EventEnvelope, EventRef, Payload, event_key
 from .routing import (
     DEAD_LETTER_TOPIC,
@@ -152,18 +164,24 @@ __all__ = [
     "country_from_name",
     "day_bound",
     "decode_event",
+    "digest_of",
     "effective_cameo",
     "effective_goldstein",
     "encode_event",
+    "encode_unstamped",
     "event_key",
     "export_json_schemas",
     "is_country",
     "is_igo",
     "parse_incoming",
+    "parse_incoming_batch_json",
+    "parse_incoming_json",
     "partition_key",
     "party_key",
     "quad_class",
+    "recorded_json",
     "retraction_target",
     "slugify",
     "stamp",
+    "stamp_encoded",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
@@ -22,14 +22,13 @@ from typing import Annotated, Any
 
 import pycountry
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import field_error
 from .text import Label, Name, Slug
@@ -126,6 +125,34 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+class _Code:
+    """A code checked by `check` after upper-casing: `BeforeValidator(_upper)`, str,
+    `AfterValidator(check)`. JSON input is always a string, so there the two functions are
+    one call (`check(value.upper())` after pydantic-core's str check); Python input keeps
+    both steps, which also pass non-strings through to the str check unchanged."""
+
+    def __init__(self, check: Callable[[str], str]) -> None:
+        self.check = check
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        check = self.check
+
+        def upper_then_check(value: str) -> str:
+            return check(value.upper())
+
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.no_info_after_validator_function(
+                upper_then_check, core_schema.str_schema()
+            ),
+            python_schema=core_schema.no_info_after_validator_function(
+                check,
+                core_schema.no_info_before_validator_function(_upper, core_schema.str_schema()),
+            ),
+        )
+
+
 def _check_country(code: str) -> str:
     if not is_country(code):
         raise PydanticCustomError(
@@ -157,8 +184,7 @@ def _check_actor(code: str) -> str:
 
 CountryCode = Annotated[
     str,
-    BeforeValidator(_upper),
-    AfterValidator(_check_country),
+    _Code(_check_country),
     WithJsonSchema(
         {
             "type": "string",
@@ -171,8 +197,7 @@ CountryCode = Annotated[
 
 ActorCode = Annotated[
     str,
-    BeforeValidator(_upper),
-    AfterValidator(_check_actor),
+    _Code(_check_actor),
     WithJsonSchema(
         {
             "type": "string",
@@ -188,8 +213,7 @@ ActorCode = Annotated[
 
 IgoCode = Annotated[
     str,
-    BeforeValidator(_upper),
-    AfterValidator(_check_igo),
+    _Code(_check_igo),
     WithJsonSchema(
         {
             "type": "string",

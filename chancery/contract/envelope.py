@@ -22,15 +22,16 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import field_error
 from .when import When
@@ -61,7 +62,16 @@ PartitionKey = Annotated[
     str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.|-]+$")
 ]
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(_RFC3339_PATTERN)
+# Python's `$` also matches before a final newline; the Rust pattern says so explicitly, so
+# both refuse exactly the same texts with the same errors (the datetime parser then refuses
+# the newline).
+_RFC3339_RUST_PATTERN = _RFC3339_PATTERN.removesuffix("$") + r"\n?$"
+_RFC3339_ERROR = "rfc3339"
+_RFC3339_MESSAGE = "expected an RFC 3339 date-time with an offset, like 2023-05-12T09:30:00+08:00"
+_UTC_ERROR = "recordedtime_utc"
+_UTC_MESSAGE = "recordedtime is written in UTC"
 
 
 def _rfc3339(value: Any) -> Any:
@@ -69,15 +79,66 @@ def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise PydanticCustomError(
-            "rfc3339",
-            "expected an RFC 3339 date-time with an offset, like 2023-05-12T09:30:00+08:00",
-        )
+        raise PydanticCustomError(_RFC3339_ERROR, _RFC3339_MESSAGE)
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    if value.utcoffset() != timedelta(0):
+        raise PydanticCustomError(_UTC_ERROR, _UTC_MESSAGE)
+    return value
+
+
+class _Rfc3339:
+    """An aware datetime written as RFC 3339 text; with `utc`, its offset must be zero.
+
+    JSON input (the log's decoder, ingest's batch path) is checked in pydantic-core: the
+    text's shape by pattern, then the datetime, then the offset, with no Python call. Python
+    input (a dict, or a datetime) goes through the same checks as functions. Both raise the
+    same error types (`rfc3339`, pydantic's datetime errors, `recordedtime_utc`).
+    """
+
+    def __init__(self, *, utc: bool = False) -> None:
+        self.utc = utc
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        aware = core_schema.datetime_schema(tz_constraint="aware")
+        text = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=_RFC3339_RUST_PATTERN),
+            custom_error_type=_RFC3339_ERROR,
+            custom_error_message=_RFC3339_MESSAGE,
+        )
+        steps: list[core_schema.CoreSchema] = [text, aware]
+        python: core_schema.CoreSchema = core_schema.no_info_before_validator_function(
+            _rfc3339, aware
+        )
+        if self.utc:
+            steps.append(
+                core_schema.custom_error_schema(
+                    core_schema.datetime_schema(tz_constraint=0),
+                    custom_error_type=_UTC_ERROR,
+                    custom_error_message=_UTC_MESSAGE,
+                )
+            )
+            python = core_schema.no_info_after_validator_function(_in_utc, python)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema(steps),
+            python_schema=python,
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(core_schema.datetime_schema(tz_constraint="aware"))
+
+
+Timestamp = Annotated[datetime, _Rfc3339()]
 """An RFC 3339 date-time with its offset."""
+
+UtcTimestamp = Annotated[datetime, _Rfc3339(utc=True)]
+"""An RFC 3339 date-time in UTC (offset zero)."""
 
 
 def event_key(source: str, id: str) -> str:
@@ -127,26 +188,21 @@ class EventEnvelope(BaseModel):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     time: Timestamp
     datacontenttype: Literal["application/json"] = "application/json"
-    recordedtime: Timestamp | None = None
+    recordedtime: UtcTimestamp | None = None
     partitionkey: PartitionKey | None = None
     data: Payload
-
-    @field_validator("recordedtime")
-    @classmethod
-    def _recorded_in_utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() != timedelta(0):
-            raise PydanticCustomError("recordedtime_utc", "recordedtime is written in UTC")
-        return value
 
     @field_validator("data")
     @classmethod
     def _not_occurred_after_reported(cls, data: Payload, info: ValidationInfo) -> Payload:
         reported = info.data.get("time")
         occurred = data.when
+        # `start - tolerance > reported`, not `start > reported + tolerance`: the same test,
+        # without overflowing when `time` is the last day a datetime can hold.
         if (
             reported is not None
             and occurred is not None
-            and occurred.start > reported + OCCURRED_TOLERANCE
+            and occurred.start - OCCURRED_TOLERANCE > reported
         ):
             raise field_error(
                 ("occurred",),

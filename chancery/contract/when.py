@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -248,7 +249,7 @@ class When:
     @classmethod
     def _validate_text(cls, text: str) -> When:
         try:
-            return cls(text)
+            return _parsed(text)
         except InvalidWhen as exc:
             raise PydanticCustomError(exc.kind, "{message}", {"message": exc.message}) from None
 
@@ -289,6 +290,17 @@ class When:
             ),
             "examples": ["2023-05-12", "2023-W20", "2023-05", "2023-05-10/2023-05-11"],
         }
+
+
+PARSED_CACHE_SIZE = 8192
+
+
+@lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed(text: str) -> When:
+    """`When(text)`, remembered: reports cluster on a few days, and a `When` is immutable, so
+    one instance per text serves every event that names it. Bounded, so hostile input only
+    evicts; a text that fails is not remembered (it raises again)."""
+    return When(text)
 
 
 def day_bound(day: date) -> str:

@@ -13,10 +13,12 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chancery.auth import Authenticator, utcnow
-from chancery.contract import Event
+from chancery.contract import Event, is_country
+from chancery.observability import configure_logging
 from chancery.settings import IngestSettings
 from services.platform.kafka import event_log_producer
 from services.platform.redis import redis_client
+from services.platform.runtime import frozen_startup_heap
 from services.platform.web import (
     CorrelationIdMiddleware,
     authenticator_from,
@@ -29,6 +31,7 @@ from .metrics import IngestMetrics
 from .publisher import EventPublisher, KafkaEventPublisher
 from .routes import router
 from .service import IngestService
+from .targets import RedisTargetIndex, TargetIndex
 
 DESCRIPTION = """
 The front door of Chancery. Events are CloudEvents 1.0 (structured JSON mode) whose `type`
@@ -49,6 +52,7 @@ def create_app(
     publisher: EventPublisher | None = None,
     idempotency: IdempotencyStore | None = None,
     authenticator: Authenticator | None = None,
+    targets: TargetIndex | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """Build the app. Tests pass in-memory twins; production lets the lifespan build clients."""
@@ -60,9 +64,10 @@ def create_app(
         # Callbacks run last-pushed first: stop Kafka (flush, bounded), then let unknown
         # outcomes settle into Redis, then close Redis.
         async with AsyncExitStack() as stack:
-            store = idempotency
+            stack.callback(metrics.process_exits)
+            store, index = idempotency, targets
             if store is None:
-                redis = redis_client(settings.redis_url, client_name="ingest")
+                redis = redis_client(settings.redis_url, client_name="ingest", native_packing=True)
                 stack.push_async_callback(redis.aclose)
                 store = CoalescingIdempotencyStore(
                     RedisIdempotencyStore(
@@ -72,6 +77,8 @@ def create_app(
                         op_timeout_s=settings.publish_timeout_s,
                     )
                 )
+                if index is None:
+                    index = RedisTargetIndex(redis, op_timeout_s=settings.publish_timeout_s)
             kafka: KafkaEventPublisher | None = None
             pub = publisher
             if pub is None:
@@ -91,6 +98,7 @@ def create_app(
                 publish_timeout_s=settings.publish_timeout_s,
                 pending_ttl_s=pending_ttl_ms / 1000,
                 observe_publish=metrics.publish_latency.observe,
+                targets=index,
             )
             stack.push_async_callback(service.aclose)
             if kafka is not None:
@@ -104,7 +112,9 @@ def create_app(
                 authenticator=authenticator or authenticator_from(settings),
                 metrics=metrics,
             )
-            yield
+            is_country("USA")  # load the country table before the heap is frozen
+            with frozen_startup_heap():
+                yield
 
     app = FastAPI(
         title="Chancery ingest",
@@ -118,6 +128,14 @@ def create_app(
     app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with its settings and logging from the environment: what each worker process
+    of `python -m services.ingest` builds when CHANCERY_INGEST_WORKERS > 1."""
+    settings = IngestSettings()
+    configure_logging(settings.log_level, json=settings.log_json, service="ingest")
+    return create_app(settings)
 
 
 class InFlightMiddleware:

@@ -1,10 +1,24 @@
-"""Prometheus metrics of the ingest service, in a registry of its own per app."""
+"""Prometheus metrics of the ingest service, in a registry of its own per app.
+
+With several worker processes (`CHANCERY_INGEST_WORKERS`), `python -m services.ingest` sets
+`PROMETHEUS_MULTIPROC_DIR` before any worker starts: each worker then writes its values to
+files there, and `/metrics`, whichever worker answers, reports the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess() -> bool:
+    """True when metric values live in files shared by the worker processes."""
+    return bool(os.environ.get(MULTIPROCESS_DIR))
 
 
 @dataclass
@@ -25,6 +39,9 @@ class IngestMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # The children every accepted request touches, bound once (`labels()` takes a lock).
+        self.appended = self.accepted.labels("appended")
+        self.duplicates = self.accepted.labels("duplicate")
         self.publish_latency = Histogram(
             "chancery_ingest_publish_seconds",
             "Time from handing a request's new events to Kafka to their acknowledgement.",
@@ -35,10 +52,25 @@ class IngestMetrics:
             "chancery_ingest_requests_in_flight",
             "Ingest HTTP requests being served (POST /v1/...).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.settling = Gauge(
             "chancery_ingest_unknown_outcomes",
             "Requests whose events Kafka has neither acknowledged nor refused yet (their "
             "identities stay claimed until it does).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
+
+    def exposition(self) -> bytes:
+        """The text format of every metric: this process's, or all workers' summed."""
+        if not multiprocess():
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def process_exits(self) -> None:
+        """A worker stopping: its live gauges leave the sums (counters stay counted)."""
+        if multiprocess():
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

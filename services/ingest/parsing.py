@@ -3,18 +3,32 @@
 Limits are checked before work: the body size while it streams in (413), the content type
 (415), the JSON syntax (400), the batch length (422), then each event (422). Every event of
 a batch is validated, so one answer lists every bad event, not only the first.
+
+`parse_valid_body` first tries the contract's fast path (the whole body validated from its
+bytes by pydantic-core, ~2 us per event less than decoding then validating). It succeeds
+exactly when every event is valid; any other body goes the plain way above, which gives the
+status and the errors. (A batch of valid events over the length limit is therefore
+validated before it is refused; the body size limit bounds that work.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
-from chancery.contract import EVENT_TYPES, Event, parse_incoming
+from chancery.contract import (
+    EVENT_TYPES,
+    Event,
+    parse_incoming,
+    parse_incoming_batch_json,
+    parse_incoming_json,
+)
 from services.platform.web import Problem, field_path
 
 SINGLE_TYPES = ("application/cloudevents+json", "application/json")
@@ -32,23 +46,35 @@ def check_content_type(header: str | None, allowed: Sequence[str]) -> None:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], *, content_length: str | None, limit: int, timeout_s: float
+    receive: Receive, *, content_length: str | None, limit: int, timeout_s: float
 ) -> bytes:
-    """The whole body, refused as soon as it is known to be over `limit` or too slow."""
+    """The whole body, refused as soon as it is known to be over `limit` or too slow.
+
+    Reads the ASGI messages itself (no stream generator): a small body is one message.
+    """
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise _too_large(limit)
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in chunks:
-                body += chunk
-                if len(body) > limit:
-                    raise _too_large(limit)
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk: bytes = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise Problem(
             408, "Request Timeout", f"the body was not received within {timeout_s:g} s"
         ) from None
-    return bytes(body)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> Problem:
@@ -64,6 +90,29 @@ def parse_json(body: bytes) -> Any:
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}") from None
 
 
+def parse_valid_body(body: bytes, *, batch: bool, max_events: int) -> list[Event] | None:
+    """The events of a body whose every event is valid (the fast path); None for any other
+    body, whose refusal then comes from `parse_json` and `parse_batch` / `parse_event`."""
+    if batch:
+        events = parse_incoming_batch_json(body)
+        if events is not None:
+            check_batch_length(len(events), max_events)
+        return events
+    event = parse_incoming_json(body)
+    return None if event is None else [event]
+
+
+def check_batch_length(length: int, max_events: int) -> None:
+    if not length:
+        raise Problem(422, "Invalid batch", "the batch is empty")
+    if length > max_events:
+        raise Problem(
+            422,
+            "Invalid batch",
+            f"the batch has {length} events; at most {max_events} are accepted per request",
+        )
+
+
 def parse_event(obj: Any) -> Event:
     try:
         return parse_incoming(obj)
@@ -75,14 +124,7 @@ def parse_event(obj: Any) -> Event:
 def parse_batch(obj: Any, *, max_events: int) -> list[Event]:
     if not isinstance(obj, list):
         raise Problem(422, "Invalid batch", "the body must be a JSON array of events")
-    if not obj:
-        raise Problem(422, "Invalid batch", "the batch is empty")
-    if len(obj) > max_events:
-        raise Problem(
-            422,
-            "Invalid batch",
-            f"the batch has {len(obj)} events; at most {max_events} are accepted per request",
-        )
+    check_batch_length(len(obj), max_events)
     events: list[Event] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(obj):

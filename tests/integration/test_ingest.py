@@ -6,6 +6,9 @@ Every claim about the log is checked by reading the topic back with a separate c
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,18 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
 
+from chancery import keyspace
 from chancery.auth import KeyRing, Scope, new_api_key, utcnow
-from chancery.contract import decode_event
+from chancery.contract import decode_event, event_key
+from chancery.keyspace import PartitionSpace
 from chancery.positions import Position
 from chancery.settings import IngestSettings
+from services.cli.local import free_ports
 from services.ingest.app import create_app
-from tests.unit.ingest.support import make_event, retraction, running
+from tests.servers import TOPIC_PARTITIONS
+from tests.unit.ingest.support import SOURCE, make_event, retraction, running
 
 pytestmark = pytest.mark.integration
 
@@ -204,6 +212,41 @@ async def test_a_retraction_lands_in_the_partition_of_its_target(
         assert placed[f"x-{t['id']}"] == placed[t["id"]]
 
 
+async def test_a_retraction_of_a_target_ingest_forgot_goes_where_the_read_models_say(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str, redis_db_url: str
+) -> None:
+    target = make_event("diplomacy.visit.announced", "t-old")
+    assert (await ingest.post("/v1/events", json=target)).status_code == 202
+    ((partition, offset, key, value),) = await read_topic(kafka_bootstrap, kafka_topic)
+    target_key = event_key(SOURCE, "t-old")
+    redis = Redis.from_url(redis_db_url)
+    try:
+        # The projector's record of the target, in the version the API serves; then the
+        # idempotency window passes (ingest's own memory of the target expires).
+        version = 3
+        await redis.set(keyspace.ACTIVE_VERSION, version)
+        await redis.hset(keyspace.version_meta(version), mapping={"partitions": TOPIC_PARTITIONS})
+        await redis.hset(
+            PartitionSpace(version, partition).events,
+            target_key,
+            keyspace.encode_stored_event(offset, value),
+        )
+        await redis.delete(keyspace.idempotency(target_key))
+
+        answer = await ingest.post("/v1/events", json=retraction("x-old", "t-old"))
+        await redis.delete(keyspace.ACTIVE_VERSION)
+        no_read_models = await ingest.post("/v1/events", json=retraction("x-old-2", "t-old"))
+    finally:
+        await redis.aclose()
+
+    assert answer.status_code == 202, answer.text
+    assert no_read_models.status_code == 422
+    records = await read_topic(kafka_bootstrap, kafka_topic)
+    placed = {decode_event(v).id: (p, k) for p, _, k, v in records}
+    assert placed == {"t-old": (partition, key), "x-old": (partition, key)}
+    assert key == b"li-hui"
+
+
 async def test_bad_requests_get_their_status_and_append_nothing(
     ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
@@ -230,3 +273,69 @@ async def test_bad_requests_get_their_status_and_append_nothing(
     assert too_many.status_code == 422
     assert "at most 50" in too_many.json()["detail"]
     assert await read_topic(kafka_bootstrap, kafka_topic) == []
+
+
+async def test_worker_processes_share_claims_and_sum_their_metrics(
+    chancery_env: dict[str, str], kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    """`python -m services.ingest` with two workers: the same batch sent on many connections
+    at once (so to both workers) is appended once, every client gets the same answer, the
+    metrics of either worker count both, and SIGTERM stops it all."""
+    keys_file, key = writer_key(tmp_path)
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        **chancery_env,
+        "CHANCERY_API_KEYS_FILE": str(keys_file),
+        "CHANCERY_INGEST_PORT": str(port),
+        "CHANCERY_INGEST_WORKERS": "2",
+        "CHANCERY_LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.ingest",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    events = [make_event(id_=f"workers-{i}") for i in range(10)]
+    try:
+        async with asyncio.timeout(90):
+            ready = 0
+            while ready < 6:  # several new connections in a row: both workers are up
+                try:
+                    async with httpx.AsyncClient(base_url=base) as probe:
+                        ok = (await probe.get("/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                ready = ready + 1 if ok else 0
+                await asyncio.sleep(0.2)
+
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+                return await client.post("/v1/events/batch", json=events)
+
+        answers = await asyncio.gather(*(send() for _ in range(12)))
+        async with httpx.AsyncClient(base_url=base) as client:
+            scrapes = [(await client.get("/metrics")).text for _ in range(4)]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, err = await process.communicate()
+    stderr = err.decode(errors="replace")
+
+    assert {a.status_code for a in answers} == {202}, stderr[-2000:]
+    assert len({a.content for a in answers}) == 1
+    records = await read_topic(kafka_bootstrap, kafka_topic)
+    assert sorted(ids_in(records)) == sorted(e["id"] for e in events)
+    appended = 'chancery_ingest_events_accepted_total{outcome="appended"} 10.0'
+    duplicates = 'chancery_ingest_events_accepted_total{outcome="duplicate"} 110.0'
+    for text in scrapes:
+        assert appended in text, text
+        assert duplicates in text
+    assert process.returncode == 0, stderr[-2000:]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
-from pydantic import ValidationError
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from chancery.contract import (
     DEAD_LETTER_TOPIC,
@@ -18,12 +20,18 @@ from chancery.contract import (
     MeetingHeld,
     content_digest,
     decode_event,
+    digest_of,
     encode_event,
+    encode_unstamped,
     event_key,
     parse_incoming,
+    parse_incoming_batch_json,
+    parse_incoming_json,
     partition_key,
+    recorded_json,
     retraction_target,
     stamp,
+    stamp_encoded,
 )
 
 from .examples import SOURCE, example_dict, example_event
@@ -219,3 +227,116 @@ def test_retraction_target_names_the_retracted_event() -> None:
         "diplomacy.meeting.held",
     )
     assert retraction_target(example_event("diplomacy.meeting.held")) is None
+
+
+# --- the fast paths: each is the plain path, faster ---------------------------------------
+
+recorded_times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+) | st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([timezone(timedelta(hours=2)), timezone(-timedelta(hours=9))]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(max_size=8), recorded_times, st.sampled_from(["CHN|USA", "li-hui", "a.b_c-1"]))
+def test_stamping_the_encoded_event_writes_the_bytes_stamp_then_encode_writes(
+    events: list[Event], recorded: datetime, key: str
+) -> None:
+    stamp_bytes = recorded_json(recorded)
+    for event in events:
+        unstamped = encode_unstamped(event)
+        assert unstamped == encode_event(event)
+        assert digest_of(unstamped) == content_digest(event)
+        expected = encode_event(stamp(event, recorded_at=recorded, partition_key=key))
+        assert stamp_encoded(unstamped, recorded=stamp_bytes, partition_key=key) == expected
+        # a stamped event's unstamped encoding is the client's event again
+        stamped_event = decode_event(expected)
+        assert encode_unstamped(stamped_event) == unstamped
+
+
+def test_stamp_encoded_refuses_what_stamp_refuses() -> None:
+    unstamped = encode_unstamped(example_event("diplomacy.meeting.held"))
+    with pytest.raises(ValueError, match="aware"):
+        recorded_json(datetime(2023, 5, 27))
+    with pytest.raises(ValueError, match="partition key"):
+        stamp_encoded(unstamped, recorded=recorded_json(RECORDED), partition_key="CHN USA")
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(max_size=8))
+def test_the_fast_parse_of_valid_bytes_is_parse_incoming(events: list[Event]) -> None:
+    raws = [encode_event(event) for event in events]
+    for raw in raws:
+        assert parse_incoming_json(raw) == parse_incoming(json.loads(raw))
+    batch = b"[" + b",".join(raws) + b"]"
+    assert parse_incoming_batch_json(batch) == [parse_incoming(json.loads(r)) for r in raws]
+
+
+def _bad_inputs() -> list[object]:
+    good = example_dict("diplomacy.meeting.held")
+    return [
+        {**good, "recordedtime": "2023-05-27T09:00:00Z"},
+        {**good, "recordedtime": None},  # present at all is refused, even null
+        {**good, "partitionkey": "CHN|USA"},
+        {**good, "type": "diplomacy.summit.held"},
+        {**good, "time": "2023-05-27"},
+        {**good, "time": "2023-05-27T08:00:00Z\n"},
+        {**good, "extra": 1},
+        {**good, "data": {**good["data"], "parties": ["CHN", "ZZZ"]}},
+        {**good, "data": {**good["data"], "occurred": "2023-05-29"}},  # after `time`
+        [good],
+        "not an event",
+    ]
+
+
+@pytest.mark.parametrize("bad", _bad_inputs())
+def test_the_fast_parse_leaves_every_refusal_to_parse_incoming(bad: object) -> None:
+    raw = json.dumps(bad).encode()
+    with pytest.raises(ValidationError):
+        parse_incoming(json.loads(raw))
+    assert parse_incoming_json(raw) is None
+    good = json.dumps(example_dict("diplomacy.meeting.held")).encode()
+    assert parse_incoming_batch_json(b"[" + good + b"," + raw + b"]") is None
+    assert parse_incoming_json(b'{"id":') is None  # not JSON: the caller answers 400
+    assert parse_incoming_batch_json(b"[1,") is None
+
+
+def test_a_report_time_at_the_end_of_the_calendar_is_an_answer_not_a_crash() -> None:
+    raw = example_dict("diplomacy.meeting.held") | {"time": "9999-12-31T23:59:59Z"}
+    assert parse_incoming(raw).time.year == 9999  # it used to overflow adding the tolerance
+
+
+@pytest.mark.parametrize(
+    ("time", "recordedtime"),
+    [
+        ("2023-05-27T08:00:00", None),
+        ("2023-05-27", None),
+        (1684137600, None),
+        ("2023-02-30T08:00:00Z", None),
+        ("2023-05-27T08:00:00Z\n", None),
+        ("2023-05-27T08:00:00Z", "2023-05-27T09:00:00+02:00"),
+        ("2023-05-27T08:00:00Z", "2023-05-27T09:00:00"),
+        ("2023-05-27T08:00:00Z", 17),
+        ("2023-05-27T08:00:00+08:00", "2023-05-27T09:00:00.123456789Z"),
+    ],
+)
+def test_json_and_python_input_are_judged_alike(time: object, recordedtime: object) -> None:
+    """Timestamps are checked in pydantic-core for JSON input, by functions for Python
+    input: the same values pass, and the same errors come out."""
+    raw = example_dict("diplomacy.meeting.held") | {"time": time}
+    if recordedtime is not None:
+        raw |= {"recordedtime": recordedtime, "partitionkey": "CHN|USA"}
+
+    def outcome(validate: Callable[[], Event]) -> object:
+        try:
+            return encode_event(validate())
+        except ValidationError as exc:
+            return [(e["type"], e["loc"], e["msg"]) for e in exc.errors()]
+
+    adapter: TypeAdapter[Event] = TypeAdapter(Event)
+    assert outcome(lambda: decode_event(json.dumps(raw))) == outcome(
+        lambda: adapter.validate_python(raw)
+    )

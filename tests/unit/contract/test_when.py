@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from chancery.contract import When, day_bound
 from chancery.contract.when import WHEN_PATTERN, InvalidWhen
@@ -190,3 +190,13 @@ def test_from_datetime_keeps_the_offset() -> None:
     assert when.precision == "datetime"
     with pytest.raises(ValueError, match="aware"):
         When.from_datetime(datetime(2023, 5, 12))
+
+
+def test_a_validated_time_is_parsed_once_per_text() -> None:
+    adapter: TypeAdapter[When] = TypeAdapter(When)
+    first = adapter.validate_json('"2023-05-12"')
+    assert adapter.validate_python("2023-05-12") is first  # immutable, so shared
+    assert adapter.validate_json('"2023-05-12"') == When("2023-05-12")
+    for _ in range(2):  # a refusal is not remembered as anything else
+        with pytest.raises(ValidationError, match="not a real date"):
+            adapter.validate_json('"2023-02-30"')

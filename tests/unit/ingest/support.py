@@ -24,6 +24,7 @@ from chancery.settings import IngestSettings
 from services.ingest.app import create_app
 from services.ingest.idempotency import IdempotencyStore
 from services.ingest.publisher import EventPublisher
+from services.ingest.targets import TargetIndex
 
 SOURCE = "https://chancery.example/tests/ingest"
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -104,6 +105,8 @@ async def ingest_client(
     publisher: EventPublisher,
     idempotency: IdempotencyStore,
     creds: Credentials,
+    *,
+    targets: TargetIndex | None = None,
     **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
@@ -111,6 +114,7 @@ async def ingest_client(
         publisher=publisher,
         idempotency=idempotency,
         authenticator=creds.authenticator,
+        targets=targets,
     )
     async with running(app) as client:
         client.headers["Authorization"] = f"Bearer {creds.writer}"

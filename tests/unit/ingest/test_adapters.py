@@ -4,9 +4,11 @@ the partition `send()` would pick."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from redis.typing import EncodableT
 
 from chancery.keyspace import IdempotencyRecord
 from services.ingest.idempotency import (
@@ -65,9 +67,7 @@ async def test_complete_only_replaces_our_own_claim() -> None:
     store = InMemoryIdempotencyStore()
     ours, theirs = claim("e" * 32, "ours"), claim("e" * 32, "theirs")
     await store.claim([theirs])
-    done = ours.record.model_copy(
-        update={"state": "done", "claim": None, "partition": 1, "offset": 2}
-    )
+    done = replace(ours.record, state="done", claim=None, partition=1, offset=2)
 
     await store.complete([(ours, done)])
 
@@ -80,3 +80,46 @@ def test_records_are_partitioned_like_aiokafka_send(partitions: int) -> None:
     for key in keys:
         expected = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
         assert default_partition(key, partitions) == expected
+
+
+def test_an_idempotency_record_is_stored_as_it_always_was() -> None:
+    """The bytes the records had as a pydantic model (`model_dump_json(exclude_none=True)`),
+    so records written before and after the change read the same."""
+    pending = IdempotencyRecord(
+        digest="d" * 32, partition_key="CHN|USA", state="pending", claim="0123456789abcdef"
+    )
+    done = replace(pending, state="done", claim=None, partition=3, offset=1234567890123)
+    assert pending.encode() == (
+        b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
+        b'"state":"pending","claim":"0123456789abcdef"}'
+    )
+    assert done.encode() == (
+        b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
+        b'"state":"done","partition":3,"offset":1234567890123}'
+    )
+    for record in (pending, done):
+        assert IdempotencyRecord.decode(record.encode()) == record
+    odd = IdempotencyRecord(digest="x", partition_key='é"\\', state="done", partition=0, offset=0)
+    assert IdempotencyRecord.decode(odd.encode()) == odd
+    with pytest.raises(ValueError, match="extra"):
+        IdempotencyRecord.decode(b'{"digest":"x","partition_key":"k","state":"done","x":1}')
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVALSHA", "a" * 40, 2, "chancery:ingest:v1:idem:ab", "k2", 10_000, b'{"x":1}', b""),
+        ("SET", "k", "é ü", "PX", 1.5),
+        ("GET", memoryview(b"key")),
+        ("SCRIPT LOAD", "return 1"),  # two words: redis-py's own packing
+    ],
+)
+def test_native_packing_writes_what_redis_py_writes(args: tuple[EncodableT, ...]) -> None:
+    from redis.asyncio.connection import Connection
+
+    from services.platform.redis import NativePacking
+
+    class Packing(NativePacking, Connection):
+        pass
+
+    assert b"".join(Packing().pack_command(*args)) == b"".join(Connection().pack_command(*args))

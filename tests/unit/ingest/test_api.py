@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from chancery.contract import decode_event
+from chancery.contract import decode_event, parse_incoming, stamp
 from chancery.positions import Position
 from services.ingest.idempotency import InMemoryIdempotencyStore
 from services.ingest.publisher import InMemoryEventPublisher
+from services.ingest.targets import InMemoryTargetIndex
 
-from .support import SOURCE, Credentials, credentials, ingest_client, make_event
+from .support import NOW, SOURCE, Credentials, credentials, ingest_client, make_event
 
 pytestmark = pytest.mark.unit
 
@@ -343,6 +344,61 @@ async def test_a_retraction_of_a_retraction_in_one_batch_is_refused(
     ]
     body = assert_problem(await client.post("/v1/events/batch", json=batch), 422, "final")
     assert [e["index"] for e in body["errors"]] == [2]  # type: ignore[attr-defined]
+
+
+def logged_long_ago(index: InMemoryTargetIndex, event: dict[str, object], key: str) -> None:
+    """`event` as the read models hold it: stamped, its idempotency record long expired."""
+    index.add(stamp(parse_incoming(event), recorded_at=NOW, partition_key=key))
+
+
+async def test_a_retraction_of_a_target_older_than_the_idempotency_window_is_keyed_like_it(
+    publisher: InMemoryEventPublisher, store: InMemoryIdempotencyStore, creds: Credentials
+) -> None:
+    from .support import retraction
+
+    index = InMemoryTargetIndex()
+    logged_long_ago(index, make_event("diplomacy.meeting.held", "old-1"), "CHN|USA")
+    async with ingest_client(publisher, store, creds, targets=index) as client:
+        response = await client.post("/v1/events", json=retraction("x-old-1", "old-1"))
+        unknown = await client.post("/v1/events", json=retraction("x-old-2", "never-sent"))
+
+    assert response.status_code == 202, response.text
+    (record,) = publisher.records()
+    assert record.key == b"CHN|USA"
+    assert decode_event(record.value).partitionkey == "CHN|USA"
+    assert_problem(unknown, 422, "data.target", "no record")
+
+
+async def test_a_retraction_of_an_old_retraction_is_refused(
+    publisher: InMemoryEventPublisher, store: InMemoryIdempotencyStore, creds: Credentials
+) -> None:
+    from .support import retraction
+
+    index = InMemoryTargetIndex()
+    logged_long_ago(index, make_event("diplomacy.meeting.held", "old-3"), "CHN|USA")
+    logged_long_ago(index, retraction("old-4", "old-3"), "CHN|USA")
+    async with ingest_client(publisher, store, creds, targets=index) as client:
+        response = await client.post("/v1/events", json=retraction("x-old-4", "old-4"))
+
+    assert_problem(response, 422, "data.target", "final")
+    assert publisher.calls == 0
+
+
+async def test_read_models_that_cannot_be_asked_mean_503(
+    publisher: InMemoryEventPublisher, store: InMemoryIdempotencyStore, creds: Credentials
+) -> None:
+    from .support import retraction
+
+    index = InMemoryTargetIndex(available=False)
+    async with ingest_client(publisher, store, creds, targets=index) as client:
+        recent = await client.post("/v1/events", json=make_event(id_="t-5"))
+        known = await client.post("/v1/events", json=retraction("x-5", "t-5"))
+        old = await client.post("/v1/events", json=retraction("x-6", "old-6"))
+
+    assert recent.status_code == known.status_code == 202  # its key is still remembered
+    assert_problem(old, 503, "read models")
+    assert old.headers["Retry-After"]
+    assert len(publisher.records()) == 2
 
 
 # --- operations ----------------------------------------------------------------------------
