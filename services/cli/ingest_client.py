@@ -42,7 +42,7 @@ class BatchAccepted:
     events: int
     position: str | None
     new: int | None = None
-    """Events appended by this request, when ingest says which were duplicates."""
+    """Events appended by this request (ingest's `Chancery-Appended` header)."""
 
 
 @dataclass(frozen=True)
@@ -162,12 +162,8 @@ def _accepted(response: httpx.Response, count: int) -> BatchAccepted:
     if not isinstance(body, dict):
         return BatchAccepted(count, None)
     position = body.get("position")
-    accepted = body.get("accepted")
-    new: int | None = None
-    if isinstance(accepted, list) and all(
-        isinstance(item, dict) and isinstance(item.get("duplicate"), bool) for item in accepted
-    ):
-        new = sum(1 for item in accepted if not item["duplicate"])
+    appended = response.headers.get("chancery-appended", "")
+    new = int(appended) if appended.isdigit() else None
     return BatchAccepted(count, position if isinstance(position, str) else None, new)
 
 

@@ -129,7 +129,13 @@ async def _ingest(ctx: IngestContext, request: Request, *, batch: bool) -> Respo
         pydantic_core.to_json(_accepted_body(accepted)),
         status_code=202,
         media_type="application/json",
+        # The body keeps its documented shape; how many events this request appended (the
+        # rest were already in the log) travels beside it.
+        headers={APPENDED_HEADER: str(appended)},
     )
+
+
+APPENDED_HEADER = "Chancery-Appended"
 
 
 def _ids_of(obj: Any) -> list[str]:

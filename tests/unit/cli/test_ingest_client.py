@@ -24,13 +24,13 @@ URL = "http://ingest.test"
 EVENTS = [b'{"id":"1"}', b'{"id":"2"}']
 
 
-def accepted(request: httpx.Request, duplicate: bool | None = None) -> httpx.Response:
+def accepted(request: httpx.Request, appended: int | None = None) -> httpx.Response:
     events = json.loads(request.content)
     items = [{"id": e["id"], "position": "chancery.events@0:1"} for e in events]
-    if duplicate is not None:
-        for item in items:
-            item["duplicate"] = duplicate
-    return httpx.Response(202, json={"accepted": items, "position": "chancery.events@0:1"})
+    headers = {} if appended is None else {"Chancery-Appended": str(appended)}
+    return httpx.Response(
+        202, json={"accepted": items, "position": "chancery.events@0:1"}, headers=headers
+    )
 
 
 def client(
@@ -133,11 +133,18 @@ def test_a_refused_key_stops_everything() -> None:
         ingest.send(EVENTS)
 
 
-def test_new_events_are_counted_when_ingest_flags_duplicates() -> None:
-    ingest, _ = client([lambda r: accepted(r, duplicate=True)], [])
+def test_new_events_are_what_ingest_says_it_appended() -> None:
+    ingest, _ = client([lambda r: accepted(r, appended=0)], [])
     result = ingest.send(EVENTS)
     assert isinstance(result, BatchAccepted)
     assert result.new == 0
+
+
+def test_new_events_are_unknown_when_ingest_does_not_say() -> None:
+    ingest, _ = client([accepted], [])
+    result = ingest.send(EVENTS)
+    assert isinstance(result, BatchAccepted)
+    assert result.new is None
 
 
 def test_nothing_answering_is_found_before_any_file_is_read() -> None:

@@ -161,6 +161,8 @@ async def test_a_resubmission_gets_the_same_answer_and_appends_nothing(
     assert again.content == first.content
     assert single.json()["accepted"] == first.json()["accepted"][1:]
     assert len(publisher.records()) == 2
+    appended = [r.headers["Chancery-Appended"] for r in (first, again, single)]
+    assert appended == ["2", "0", "0"]
 
 
 async def test_the_same_identity_with_other_content_is_a_conflict(
