@@ -82,7 +82,7 @@ def projector_url(flag: str | None = None) -> str:
 def api_key(key_file: Path | None = None) -> str:
     """The key from `--key-file`, else CHANCERY_KEY, else CHANCERY_KEY_FILE's file."""
     settings = CliSettings()
-    if key_file is None and settings.key is not None:
+    if key_file is None and settings.key is not None and settings.key.get_secret_value().strip():
         return settings.key.get_secret_value().strip()
     path = key_file or settings.key_file
     try:
