@@ -8,11 +8,13 @@ UV := UV_PYTHON_DOWNLOADS=never $(PYTHON) -m uv
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv servers run stop test bench lint clean distclean
+.PHONY: help venv servers run stop test reliability bench lint clean distclean
 
 help:
 	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
 	@echo "make test   the whole suite against real Kafka and Redis on free ports"
+	@echo "            (bar the longest fault scenarios: make reliability runs those)"
+	@echo "make reliability  the reliability and security suite, all of it (~6 min)"
 	@echo "make lint   ruff, ruff format --check, mypy, shellcheck"
 	@echo "make bench  the benchmarks;  make stop  stop what a killed 'make run' left"
 	@echo "make clean  remove local state and caches (not .venv: make distclean)"
@@ -35,8 +37,13 @@ run: venv servers
 stop: venv
 	$(BIN)/python -m services.cli.local stop
 
+# The reliability scenarios marked reliability_long (a 100,000-event replay under SIGKILL,
+# a broker stopped under load) take minutes: `make test` leaves them to `make reliability`.
 test: venv servers
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not reliability_long" $(PYTEST_ARGS)
+
+reliability: venv servers
+	$(BIN)/pytest -m reliability $(PYTEST_ARGS)
 
 bench: venv servers
 	$(BIN)/python -m bench

@@ -1,8 +1,9 @@
 """The projector's replay rate, beside a raw consumer that only reads and decodes.
 
 The log: N `diplomacy.event.coded` events (N >= 200,000; 20,000 with quick=True) built from
-the real rows of one GDELT 2.0 export batch (shared/data/reference), the rows whose two
-actors are known states or organisations, each row repeated under distinct ids
+the real rows of one GDELT 2.0 export batch (the repository's zipped copy in
+tests/fixtures/reference, or CHANCERY_GDELT_EXPORT: a .tsv or a one-file .zip), the rows
+whose two actors are known states or organisations, each row repeated under distinct ids
 (`gdelt-<GLOBALEVENTID>-<copy>`), stamped as ingest would (chancery.contract.stamp) and
 produced straight to a fresh 6-partition topic.
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,14 +47,14 @@ from services.cli.local import free_port
 from .framework import BenchEnv, Row
 
 NAME = "projector"
+ROOT = Path(__file__).resolve().parents[1]
 GDELT = Path(
     os.environ.get(
         "CHANCERY_GDELT_EXPORT",
-        "/work/shared/data/reference/gdelt2_export_20191024143000.tsv",
+        ROOT / "tests" / "fixtures" / "reference" / "gdelt2_export_20191024143000.tsv.zip",
     )
 )
 PARTITIONS = 6
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATE = 30_000
 TARGET_RATIO = 0.5
 RSS_GROWTH_LIMIT = 0.10  # "flat": after the first quarter, RSS grows less than this
@@ -65,7 +67,7 @@ def gdelt_templates(path: Path = GDELT) -> list[dict[str, Any]]:
     """One event.coded envelope (as a dict) per usable GDELT 2.0 export row."""
     table = cameo.table()
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _export_text(path).splitlines():
         row = line.split("\t")
         if len(row) < 61:
             continue
@@ -99,6 +101,15 @@ def gdelt_templates(path: Path = GDELT) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _export_text(path: Path) -> str:
+    """The export's text: the file itself, or the one file a .zip holds."""
+    if path.suffix != ".zip":
+        return path.read_text(encoding="utf-8")
+    with zipfile.ZipFile(path) as archive:
+        (name,) = archive.namelist()
+        return archive.read(name).decode("utf-8")
 
 
 def gdelt_log(count: int) -> list[tuple[bytes, bytes]]:

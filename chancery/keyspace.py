@@ -8,7 +8,6 @@ enforces that at the door.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,7 +169,7 @@ class PartitionSpace:
 
     @property
     def event_ids(self) -> str:
-        """Hash: digest of an event id -> space-separated event_keys with that id."""
+        """Hash: event id (`event_id_field`) -> space-separated event_keys with that id."""
         return self._p + "ids"
 
     @property
@@ -179,13 +178,20 @@ class PartitionSpace:
         return self._p + "retracted"
 
     @property
+    def retractions(self) -> str:
+        """Hash: retracted event_key -> event_key of the retraction that took effect (the
+        first; a retraction and its target share a partition, see `retracted`)."""
+        return self._p + "retractions"
+
+    @property
     def stream(self) -> str:
-        """Stream of applied events; entry id `<offset>-1`, so positions and ids agree."""
+        """Stream of applied events; entry id `<offset>-1`, so positions and ids agree.
+        Fields: see `STREAM_KEY`."""
         return self._p + "stream"
 
     # relations
     def relation(self, pair: str, part: str) -> str:
-        """A part of a pair's ledger: days | status | partnership | contacts | planned."""
+        """A part of a pair's ledger: days | status | partnership | contacts | plans."""
         return f"{self._p}rel:{_checked(pair)}:{_checked(part)}"
 
     def partners(self, country: str) -> str:
@@ -201,12 +207,17 @@ class PartitionSpace:
 
     # people, trips and visits
     def person(self, person_id: str) -> str:
+        """Hash: event_key -> the raw event JSON of each `envoy.appointed` naming the person
+        (the bytes alone, unlike `events`, whose values are `<offset> <json>`)."""
         return f"{self._p}person:{_checked(person_id)}"
 
     def person_trips(self, person_id: str) -> str:
+        """Hash: trip key -> order string of the trip's first event."""
         return f"{self._p}trips:{_checked(person_id)}"
 
     def trip_events(self, trip_key: str) -> str:
+        """Hash: event_key -> the raw event JSON of each event of the trip (the bytes alone,
+        unlike `events`, whose values are `<offset> <json>`)."""
         return f"{self._p}trip:{_checked(trip_key)}:events"
 
     def trip_state(self, trip_key: str) -> str:
@@ -236,25 +247,29 @@ def day_fields(day: date, bucket: DayBucket) -> dict[str, int]:
     return {f"{iso}:{m}": v for m, v in zip(DAY_METRICS, values, strict=True) if v}
 
 
+_DAY_METRIC_INDEX = {metric: i for i, metric in enumerate(DAY_METRICS)}
+
+
 def decode_days(raw: Mapping[bytes, bytes]) -> dict[date, DayBucket]:
-    fields: dict[str, dict[str, int]] = {}
+    """The day buckets of a `days` hash (fields of unknown metrics are ignored)."""
+    fields: dict[str, list[int]] = {}
+    index = _DAY_METRIC_INDEX
     for name, value in raw.items():
         iso, _, metric = name.decode().partition(":")
-        fields.setdefault(iso, {})[metric] = int(value)
+        at = index.get(metric)
+        if at is None:
+            continue
+        values = fields.get(iso)
+        if values is None:
+            values = fields[iso] = [0, 0, 0, 0, 0, 0]
+        values[at] = int(value)
     days: dict[date, DayBucket] = {}
-    for iso, metrics in fields.items():
-        bucket = DayBucket(
-            count=metrics.get("n", 0),
-            quads=(
-                metrics.get("q1", 0),
-                metrics.get("q2", 0),
-                metrics.get("q3", 0),
-                metrics.get("q4", 0),
-            ),
-            goldstein_tenths=metrics.get("g", 0),
-        )
-        if not bucket.is_empty:
-            days[date.fromisoformat(iso)] = bucket
+    for iso, (n, q1, q2, q3, q4, g) in fields.items():
+        if n or g or q1 or q2 or q3 or q4:
+            # Integers read back from integers the projector wrote: nothing to validate.
+            days[date.fromisoformat(iso)] = DayBucket.model_construct(
+                count=n, quads=(q1, q2, q3, q4), goldstein_tenths=g
+            )
     return days
 
 
@@ -284,6 +299,12 @@ def contact_member(entry: ContactEntry) -> str:
     (sort keys have a fixed width; no part contains a space)."""
     ev = entry.event
     return f"{entry.when.sort_key()} {ev.source} {ev.id} {entry.kind} {entry.when}"
+
+
+def contact_member_of(order_string: str, kind: str, when: str) -> str:
+    """`contact_member` from its parts: `order_string` is the domain's order string of the
+    event (`<sort key> <source> <id>`), `when` the text of its `occurred`."""
+    return f"{order_string} {kind} {when}"
 
 
 def decode_contact(member: bytes) -> tuple[str, ContactEntry]:
@@ -333,9 +354,11 @@ def decode_stored_event(value: bytes) -> tuple[int, bytes]:
     return int(offset), raw
 
 
-def event_id_digest(event_id: str) -> str:
-    """Index field for an event id alone (ids are unique per source, not globally)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=12).hexdigest()
+def event_id_field(event_id: str) -> str:
+    """The `ids` index's field for an event id alone (ids are unique per source, not
+    globally): the id itself, as the contract validated it (at most 128 characters, no
+    space). A hash field, never a key: no digest needed, and none to compute per event."""
+    return event_id
 
 
 # Trips: one per (traveller, trip id); state JSON, events hash, visits index.
@@ -374,7 +397,14 @@ def decode_visit_member(member: bytes) -> VisitItem:
     return VisitItem(sort_key, trip, country, direction)
 
 
-# The stream of applied events: entry id `<offset>-1`; fields e (event), t (type), a (actors).
+# The stream of applied events: entry id `<offset>-1`; fields k (the event_key: the event is
+# in the partition's `events` hash), t (type), a (actors, space-separated). Entries written
+# before the `k` field existed carry the event JSON itself in `e` instead.
+
+STREAM_KEY = b"k"
+STREAM_EVENT = b"e"
+STREAM_TYPE = b"t"
+STREAM_ACTORS = b"a"
 
 
 def stream_id(offset: int) -> str:

@@ -161,6 +161,11 @@ class VisitLegData(TripPayload):
 
     country: CountryCode
     city: Name | None = None
+    derived: Literal[True] | None = None
+    """Set (true) when an importer read this leg off coded events (`event.coded`) of the same
+    source, which already count the interaction: the leg then adds its contact and plan to
+    the relation, not its counts or score. A flag, not a link to one row, so the two rows
+    of a visit pair derive the very same event."""
 
 
 class VisitPostponedData(TripPayload):
@@ -235,6 +240,11 @@ class MeetingHeldData(Occurrence):
     mediator: ActorCode | None = None
     topic: Text | None = None
     characterisations: Annotated[tuple[Label, ...], Field(max_length=12)] = ()
+    derived: Literal[True] | None = None
+    """Set (true) when an importer read this meeting off coded events (`event.coded`) of the same
+    source, which already count the interaction: the meeting then adds its contact to the
+    relation, not its counts or score. A flag, not a link to one row, so the A->B and B->A
+    rows of one consultation derive the very same event."""
 
     @model_validator(mode="after")
     def _consistent(self) -> MeetingHeldData:

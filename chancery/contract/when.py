@@ -162,12 +162,13 @@ class When:
     cover the same days but say different things, and the wire keeps what was said.
     """
 
-    __slots__ = ("_end", "_precision", "_start", "_text")
+    __slots__ = ("_end", "_precision", "_sort_key", "_start", "_text")
 
     _text: str
     _precision: Precision
     _start: datetime
     _end: datetime
+    _sort_key: str | None
 
     def __init__(self, text: str) -> None:
         precision, start, end = _parse(text)
@@ -175,6 +176,7 @@ class When:
         object.__setattr__(self, "_precision", precision)
         object.__setattr__(self, "_start", start)
         object.__setattr__(self, "_end", end)
+        object.__setattr__(self, "_sort_key", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("When is immutable")
@@ -214,8 +216,15 @@ class When:
         return self._start.date()
 
     def sort_key(self) -> str:
-        """A string whose lexicographic order is (start, precision rank, end)."""
-        return f"{_iso(self._start)}/{PRECISION_RANK[self._precision]}/{_iso(self._end)}"
+        """A string whose lexicographic order is (start, precision rank, end).
+
+        Computed once per instance (two `strftime`s): every fold and every read model orders
+        by it, and `_parsed` shares one instance among all the events that name a time."""
+        key = self._sort_key
+        if key is None:
+            key = f"{_iso(self._start)}/{PRECISION_RANK[self._precision]}/{_iso(self._end)}"
+            object.__setattr__(self, "_sort_key", key)
+        return key
 
     def starts_on_or_before(self, day: date) -> bool:
         """True when this time starts on `day` or earlier (the "as of" rule)."""

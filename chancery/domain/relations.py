@@ -31,6 +31,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Literal, TypeVar, assert_never
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -57,9 +58,9 @@ from chancery.contract import (
     day_bound,
     effective_cameo,
     effective_goldstein,
-    party_key,
 )
 from chancery.contract.catalogue import RelationChange
+from chancery.contract.routing import PARTY_SEPARATOR
 
 from .history import effective, recorded_by
 from .itineraries import leg_plans
@@ -106,8 +107,9 @@ class Pair(BaseModel):
 
     @classmethod
     def of(cls, a: str, b: str) -> Pair:
-        first, second = sorted((a.upper(), b.upper()))
-        return cls(first=first, second=second)
+        """The pair of `a` and `b`, validated. One instance per pair (a pair is immutable):
+        folds ask for the same few pairs again and again."""
+        return _pair_of(cls, a, b)
 
     @classmethod
     def parse(cls, key: str) -> Pair:
@@ -119,13 +121,24 @@ class Pair(BaseModel):
 
     @property
     def key(self) -> str:
-        return party_key((self.first, self.second))
+        """`party_key` of the two (they are distinct and sorted: no need to sort again)."""
+        return f"{self.first}{PARTY_SEPARATOR}{self.second}"
 
     def other(self, actor: str) -> str:
         return self.second if actor == self.first else self.first
 
     def __str__(self) -> str:
         return self.key
+
+
+PAIR_CACHE_SIZE = 16_384
+"""Distinct pairs remembered by `Pair.of` (bounded: unknown codes only evict)."""
+
+
+@lru_cache(maxsize=PAIR_CACHE_SIZE)
+def _pair_of(cls: type[Pair], a: str, b: str) -> Pair:
+    first, second = sorted((a.upper(), b.upper()))
+    return cls(first=first, second=second)
 
 
 def _pairs(actors: Iterable[str]) -> frozenset[Pair]:
@@ -181,25 +194,36 @@ class DayBucket(BaseModel):
 
     @classmethod
     def one(cls, quad: int, goldstein_tenths: int) -> DayBucket:
-        quads = [0, 0, 0, 0]
-        quads[quad - 1] = 1
-        return cls(
-            count=1,
-            quads=(quads[0], quads[1], quads[2], quads[3]),
-            goldstein_tenths=goldstein_tenths,
-        )
+        """One event of quad class `quad` (1-4). One instance per (quad, value)."""
+        return _one_bucket(cls, quad, goldstein_tenths)
 
     def plus(self, other: DayBucket, sign: int = 1) -> DayBucket:
-        q = tuple(a + sign * b for a, b in zip(self.quads, other.quads, strict=True))
-        return DayBucket(
+        a, b = self.quads, other.quads
+        # Integers from integers: nothing to validate.
+        return DayBucket.model_construct(
             count=self.count + sign * other.count,
-            quads=(q[0], q[1], q[2], q[3]),
+            quads=(a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3]),
             goldstein_tenths=self.goldstein_tenths + sign * other.goldstein_tenths,
         )
 
     @property
     def is_empty(self) -> bool:
         return self.count == 0 and self.goldstein_tenths == 0 and not any(self.quads)
+
+
+@lru_cache(maxsize=4096)
+def _one_bucket(cls: type[DayBucket], quad: int, goldstein_tenths: int) -> DayBucket:
+    quads = [0, 0, 0, 0]
+    quads[quad - 1] = 1
+    return cls(
+        count=1,
+        quads=(quads[0], quads[1], quads[2], quads[3]),
+        goldstein_tenths=goldstein_tenths,
+    )
+
+
+NO_EVENTS = DayBucket()
+"""The empty bucket: what an event derived from another one adds to the day counts."""
 
 
 class Entry(BaseModel):
@@ -261,6 +285,13 @@ _CODED_CONTACT_KINDS: Mapping[str, ContactKind] = {"041": "phone", "042": "visit
 """Consultations (04x) that are not meetings in person; the rest of 04x are."""
 
 
+def coded_contact_kind(code: str) -> ContactKind | None:
+    """The kind of contact a coded event with CAMEO `code` is; None when it is none."""
+    if code.startswith(cameo.CONTACT_ROOT):
+        return _CODED_CONTACT_KINDS.get(code, "meeting")
+    return None
+
+
 def _contact_kind(event: Event) -> ContactKind | None:
     data = event.data
     match data:
@@ -268,26 +299,45 @@ def _contact_kind(event: Event) -> ContactKind | None:
             return "meeting" if data.mode == "in_person" else data.mode
         case VisitLegData():
             return "visit"
-        case EventCodedData() if data.cameo.startswith(cameo.CONTACT_ROOT):
-            return _CODED_CONTACT_KINDS.get(data.cameo, "meeting")
+        case EventCodedData():
+            return coded_contact_kind(data.cameo)
     return None
 
 
+def is_derived(event: Event) -> bool:
+    """An importer's meeting or visit leg read off coded events' CAMEO codes: the coded
+    events already count the interaction."""
+    data = event.data
+    return isinstance(data, MeetingHeldData | VisitLegData) and data.derived is True
+
+
 def relation_effects(event: Event) -> Mapping[Pair, RelationEffect]:
-    """Pair -> what `event` adds to that pair's ledger (empty for events with no pair)."""
+    """Pair -> what `event` adds to that pair's ledger (empty for events with no pair).
+
+    A derived event (`is_derived`) adds its contact and plan but nothing to the day counts:
+    the coded events it was read from already count that interaction.
+
+    The entries are built with `model_construct`: every part comes from a validated event.
+    """
     pairs = pairs_of(event)
     code = effective_cameo(event)
     goldstein = effective_goldstein(event)
     if not pairs or code is None or goldstein is None:
         return {}
     when = occurred_of(event)
-    ref = event.ref
-    bucket = DayBucket.one(cameo.lookup(code).quad_class, round(goldstein * 10))
+    ref = EventRef.model_construct(source=event.source, id=event.id)
+    key = event.key
+    bucket = (
+        NO_EVENTS
+        if is_derived(event)
+        else DayBucket.one(cameo.lookup(code).quad_class, round(goldstein * 10))
+    )
+    day = when.first_day
     data = event.data
     status = None
     partnership = None
     if isinstance(data, RelationsChangedData):
-        status = StatusEntry(
+        status = StatusEntry.model_construct(
             when=when,
             event=ref,
             change=data.change,
@@ -295,25 +345,28 @@ def relation_effects(event: Event) -> Mapping[Pair, RelationEffect]:
             mediator=data.mediator,
         )
     if isinstance(data, PartnershipDeclaredData):
-        partnership = PartnershipEntry(when=when, event=ref, label=data.label)
+        partnership = PartnershipEntry.model_construct(when=when, event=ref, label=data.label)
     kind = _contact_kind(event)
-    contact = ContactEntry(when=when, event=ref, kind=kind) if kind is not None else None
-    plans = leg_plans(event)
+    contact = (
+        ContactEntry.model_construct(when=when, event=ref, kind=kind) if kind is not None else None
+    )
+    trip = data if isinstance(data, TripPayload) else None
+    plans = leg_plans(event) if trip is not None else {}
     effects: dict[Pair, RelationEffect] = {}
     for pair in sorted(pairs, key=str):
         plan = None
-        if isinstance(data, TripPayload):
-            country = pair.other(data.traveller.actor)
-            plan = PlanEntry(
+        if trip is not None:
+            country = pair.other(trip.traveller.actor)
+            plan = PlanEntry.model_construct(
                 when=when,
                 event=ref,
-                leg=f"{data.traveller.id}/{data.trip_id}/{country}",
+                leg=f"{trip.traveller.id}/{trip.trip_id}/{country}",
                 planned=plans[country],
             )
-        effects[pair] = RelationEffect(
+        effects[pair] = RelationEffect.model_construct(
             pair=pair,
-            event_key=event.key,
-            day=when.first_day,
+            event_key=key,
+            day=day,
             bucket=bucket,
             status=status,
             partnership=partnership,

@@ -75,7 +75,8 @@ def actors_of(event: Event) -> frozenset[str]:
 
 
 def timeline_refs(event: Event) -> TimelineRefs:
-    return TimelineRefs(
+    # Built from a validated event: nothing to validate again.
+    return TimelineRefs.model_construct(
         pairs=tuple(sorted(pairs_of(event), key=str)),
         countries=tuple(sorted(actors_of(event))),
     )

@@ -25,13 +25,8 @@ DEFAULT_SIZE = 4096
 
 @dataclass(frozen=True)
 class _Stored:
-    version: int
-    applied: tuple[tuple[int, int], ...]
+    state: tuple[int, tuple[int | None, ...]]  # the version and every partition's offset
     payload: bytes
-
-
-def _state(snapshot: Snapshot) -> tuple[tuple[int, int], ...]:
-    return tuple(sorted(snapshot.applied.items()))
 
 
 class AnswerCache:
@@ -44,11 +39,7 @@ class AnswerCache:
     def get(self, key: Hashable, snapshot: Snapshot) -> bytes | None:
         """The stored payload if it was computed at exactly `snapshot`'s version and offsets."""
         stored = self._stored.get(key)
-        if (
-            stored is None
-            or stored.version != snapshot.version
-            or stored.applied != _state(snapshot)
-        ):
+        if stored is None or stored.state != snapshot.state:
             self.misses += 1
             return None
         self._stored.move_to_end(key)
@@ -57,7 +48,7 @@ class AnswerCache:
 
     def put(self, key: Hashable, snapshot: Snapshot, payload: bytes) -> None:
         """Keep `payload`, computed from read models at `snapshot`."""
-        self._stored[key] = _Stored(snapshot.version, _state(snapshot), payload)
+        self._stored[key] = _Stored(snapshot.state, payload)
         self._stored.move_to_end(key)
         while len(self._stored) > self._size:
             self._stored.popitem(last=False)

@@ -7,13 +7,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from chancery.auth import Authenticator, utcnow
+from chancery.contract import is_country
 from chancery.settings import ApiSettings
 from services.platform.redis import redis_client
+from services.platform.runtime import frozen_startup_heap
 from services.platform.web import (
     CorrelationIdMiddleware,
     authenticator_from,
@@ -23,8 +24,10 @@ from services.platform.web import (
 
 from .answers import AnswerCache
 from .context import ApiContext
+from .cors import Cors
 from .errors import to_problem
 from .metrics import ApiMetrics, MetricsMiddleware
+from .principals import VerifiedPrincipals
 from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
@@ -33,6 +36,7 @@ from .stream import StreamSlots
 
 RETRY_AFTER_S = 5
 STREAM_CONNECTIONS = 1000
+HOT_CONNECTIONS = 32
 
 DESCRIPTION = """
 Reads of Chancery's read models: relations between states and organisations, timelines,
@@ -86,19 +90,34 @@ def create_app(
                     max_connections=STREAM_CONNECTIONS,
                 )
                 stack.push_async_callback(blocking.aclose)
-                redis_reader = RedisReadModelReader(redis, blocking, topic=settings.topic)
+                # The hot path (relation reads, snapshots) on connections the reader holds,
+                # one timeout per round trip instead of one per socket operation.
+                hot = Redis.from_url(
+                    settings.redis_url,
+                    client_name="chancery-api-hot",
+                    decode_responses=False,
+                    socket_timeout=None,
+                    socket_connect_timeout=5,
+                    max_connections=HOT_CONNECTIONS,
+                )
+                stack.push_async_callback(hot.aclose)
+                redis_reader = RedisReadModelReader(redis, blocking, topic=settings.topic, hot=hot)
                 await redis_reader.start()
                 chosen = redis_reader
+            chosen_authenticator = authenticator or authenticator_from(settings)
             app.state.ctx = ApiContext(
                 settings=settings,
                 reader=chosen,
-                authenticator=authenticator or authenticator_from(settings),
+                authenticator=chosen_authenticator,
                 metrics=metrics,
                 streams=StreamSlots(settings.max_streams_per_client),
                 clock=clock,
                 answers=AnswerCache(),
+                principals=VerifiedPrincipals(chosen_authenticator),
             )
-            yield
+            is_country("USA")  # load the country table before the heap is frozen
+            with frozen_startup_heap():
+                yield
 
     app = FastAPI(
         title="Chancery API",
@@ -107,7 +126,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(
-        CORSMiddleware,
+        Cors,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET"],
         allow_headers=[

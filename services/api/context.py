@@ -13,6 +13,7 @@ from chancery.settings import ApiSettings
 
 from .answers import AnswerCache
 from .metrics import ApiMetrics
+from .principals import VerifiedPrincipals
 from .reader import ReadModelReader
 from .stream import StreamSlots
 
@@ -26,6 +27,7 @@ class ApiContext:
     streams: StreamSlots
     clock: Callable[[], datetime]
     answers: AnswerCache
+    principals: VerifiedPrincipals
 
     def today(self) -> date:
         """The day "now" answers are read on (UTC)."""

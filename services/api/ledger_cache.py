@@ -3,13 +3,19 @@
 A pair's ledger is the merge of one share per partition. A share changes only when its
 partition applies a batch, which moves the partition's `applied` offset in the same atomic
 step. So a share decoded at offset X is still exact while the partition is at X, whatever
-the other partitions do: a read checks each partition's offset (with the two contacts that
-depend on the day asked about, in one small script) and fetches and decodes again only the
-shares whose partition moved. Writes to one partition never invalidate the others' shares.
+the other partitions do: a read checks each partition's offset and fetches and decodes
+again only the shares whose partition moved. Writes to one partition never invalidate the
+others' shares.
 
 This is what keeps `as_of` cheap on a long history: the per-day buckets of a pair with
-100,000 events are decoded once, not on every request. Contacts are not kept: which two
-matter depends on the reference day, and they are read each time.
+100,000 events are decoded once, not on every request.
+
+The two contacts that matter on a reference day (the latest that started before it, the
+earliest from it on) are a function of the share's contacts and the day, so they too hold
+while the offset holds: they are kept with the share, for the last few days asked about.
+A read of a day already asked about then needs nothing from the partition but its offset
+(a plain HMGET, no script); a new day costs one small script that reads the two contacts
+with the offset (atomically, so they belong to that offset).
 
 Bounded by the number of ledger entries held (days and keyed entries), least recently used
 first out.
@@ -19,11 +25,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chancery.domain import PairLedger
 
 DEFAULT_MAX_ENTRIES = 300_000
+CONTACT_DAYS_KEPT = 8
+"""Reference days whose two contacts are kept per share ("today" and a few as_of days)."""
+
+Contacts = tuple[bytes, ...]
+"""Contact members, as the contacts sorted set holds them: the last before the day's bound,
+then the first from it on (either may be missing)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,13 @@ class CachedShare:
     applied: int | None  # the partition's applied offset the share was read at
     share: PairLedger  # without contacts; never mutated (PairLedger.merged copies)
     size: int
+    contacts: dict[str, Contacts] = field(default_factory=dict)  # day bound -> members
+
+    def keep_contacts(self, bound: str, members: Contacts) -> None:
+        """The contacts on `bound`, read at this share's offset."""
+        if bound not in self.contacts and len(self.contacts) >= CONTACT_DAYS_KEPT:
+            del self.contacts[next(iter(self.contacts))]
+        self.contacts[bound] = members
 
 
 def size_of(share: PairLedger) -> int:
@@ -49,18 +68,20 @@ class ShareCache:
             self._held.move_to_end(key)
         return cached
 
-    def put(self, key: Hashable, applied: int | None, share: PairLedger) -> None:
+    def put(self, key: Hashable, applied: int | None, share: PairLedger) -> CachedShare:
+        """Hold `share`, read at offset `applied`; the entry (held or, if too large, not)."""
         old = self._held.pop(key, None)
         if old is not None:
             self._total -= old.size
         cached = CachedShare(applied, share, size_of(share))
         if cached.size > self._max:
-            return
+            return cached
         self._held[key] = cached
         self._total += cached.size
         while self._total > self._max:
             _, evicted = self._held.popitem(last=False)
             self._total -= evicted.size
+        return cached
 
     def __len__(self) -> int:
         return len(self._held)

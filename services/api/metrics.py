@@ -61,6 +61,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._kept: dict[tuple[str, int], tuple[Counter, Histogram | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,6 +81,18 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, str(status)).inc()
-            if template != "/v1/stream":
-                self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            counted, timed = self._children(template, status)
+            counted.inc()
+            if timed is not None:
+                timed.observe(time.perf_counter() - started)
+
+    def _children(self, template: str, status: int) -> tuple[Counter, Histogram | None]:
+        """The metrics' children of a route and status, looked up once (templates and
+        statuses are few)."""
+        key = (template, status)
+        children = self._kept.get(key)
+        if children is None:
+            counted = self.metrics.requests.labels(template, str(status))
+            timed = None if template == "/v1/stream" else self.metrics.latency.labels(template)
+            children = self._kept[key] = (counted, timed)
+        return children

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from chancery.contract import EVENT_TYPES, IGOS, is_country, is_igo
 from chancery.contract.text import SLUG_PATTERN
@@ -20,6 +25,10 @@ _SLUG = re.compile(SLUG_PATTERN)
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@~-]{0,127}$")
 _SOURCE = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,512}$")
 TYPE_PREFIX = "diplomacy."
+
+T = TypeVar("T")
+_DAY: TypeAdapter[date] = TypeAdapter(date)
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 
 def invalid(field: str, message: str, kind: str = "value_error") -> Problem:
@@ -44,11 +53,47 @@ def actor(code: str, field: str) -> str:
     )
 
 
+_PAIRS: dict[tuple[str, str], Pair] = {}
+PAIRS_KEPT = 4096
+
+
 def pair(a: str, b: str) -> Pair:
+    """The pair of two codes as given (valid pairs are kept: a hot read asks for the same
+    few again and again)."""
+    kept = _PAIRS.get((a, b))
+    if kept is not None:
+        return kept
     first, second = actor(a, "a"), actor(b, "b")
     if first == second:
         raise invalid("b", f"a pair is two different actors, got {first} twice", "same_actor")
-    return Pair.of(first, second)
+    made = Pair.of(first, second)
+    if len(_PAIRS) >= PAIRS_KEPT:
+        _PAIRS.clear()
+    _PAIRS[(a, b)] = made
+    return made
+
+
+def _query(adapter: TypeAdapter[T], value: str | None, field: str) -> T | None:
+    """A query parameter validated as FastAPI would (same rules, same 422 on failure)."""
+    if value is None:
+        return None
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = [
+            {**error, "loc": ("query", field, *error["loc"])} for error in exc.errors()
+        ]
+        raise RequestValidationError(errors) from None
+
+
+def day(value: str | None, field: str) -> date | None:
+    """An optional `YYYY-MM-DD` query parameter."""
+    return _query(_DAY, value, field)
+
+
+def instant(value: str | None, field: str) -> datetime | None:
+    """An optional RFC 3339 date-time query parameter, with its offset."""
+    return _query(_INSTANT, value, field)
 
 
 def person_id(value: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Generic, Literal, Protocol, TypeVar
 
 from chancery.contract import Event
@@ -46,7 +47,11 @@ class PartitionProgress:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one read reflects: the served version and how far each partition is applied."""
+    """What one read reflects: the served version and how far each partition is applied.
+
+    Immutable, so what is derived from it is computed once (a reader hands out the same
+    snapshot while nothing moved, and every answer it serves reuses these).
+    """
 
     version: int
     topic: str
@@ -60,12 +65,22 @@ class Snapshot:
     def applied(self) -> dict[int, int]:
         return {p.partition: p.applied for p in self.progress if p.applied is not None}
 
-    @property
+    @cached_property
+    def state(self) -> tuple[int, tuple[int | None, ...]]:
+        """The version and each partition's applied offset: what the read models hold."""
+        return self.version, tuple(p.applied for p in self.progress)
+
+    @cached_property
     def position(self) -> Position:
         """The applied offsets as a position token (partitions with none applied left out)."""
         return Position(self.topic, self.applied)
 
-    @property
+    @cached_property
+    def token(self) -> str:
+        """`position` as its token."""
+        return self.position.token()
+
+    @cached_property
     def lag(self) -> int:
         """Events in the log not yet applied, over every partition."""
         return sum(p.lag for p in self.progress)

@@ -7,11 +7,15 @@ for the version the reader last saw served. If the pointer moved, or the version
 read redone for the version now served, or NotReadyError is raised: a partial version is
 never served. In the steady state a read is one round trip.
 
-The relation read is the hot path (redis_relations.py): one small Lua script per partition,
-each over that partition's keys only, so it runs on Redis Cluster too; decoded shares are
-held between reads while their partition's offset holds (ledger_cache.py). Its commands go
-out packed by hand on one pooled connection (`_send`), which costs about half the CPU of
-redis-py's Pipeline. Other reads use a Pipeline.
+The relation read is the hot path (redis_relations.py). Decoded shares, with the contacts
+that matter on the days asked about, are held while their partition's offset holds
+(ledger_cache.py), so a read of a pair asked about before is the version check and one
+HMGET of each partition's offset: no script, nothing to decode, and when every offset is
+where the last read of that pair and day found it, that read's answer (`_readings`). A
+partition that moved, or a share not held, is read with a small Lua script over that
+partition's keys only (so every call stays within one slot, as Redis Cluster needs). Its
+commands go out packed once, on connections the reader holds (redis_lane.py), which costs
+a fraction of redis-py's Pipeline and pool. Other reads use a Pipeline.
 
 Nothing here decides what a relation or a trip is: values are decoded with chancery.keyspace
 and folded by chancery.domain, as the projector folds them.
@@ -20,18 +24,18 @@ and folded by chancery.domain, as the projector folds them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
 from chancery import keyspace
 from chancery.contract import (
@@ -39,7 +43,6 @@ from chancery.contract import (
     EventRetracted,
     day_bound,
     decode_event,
-    retraction_target,
 )
 from chancery.domain import PairLedger, Trip, pairs_of
 from chancery.domain.itineraries import trip_payload
@@ -66,6 +69,7 @@ from .reader import (
     VisitEntry,
     VisitQuery,
 )
+from .redis_lane import Commands, Lane
 from .redis_relations import (
     CHECK_SCRIPT,
     SHARE_SCRIPT,
@@ -81,15 +85,19 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRACTED_TYPE = "diplomacy.event.retracted"
 WAIT_SLICE_S = 0.1
 """Longest single block while waiting for a position (an offset parked as a dead letter
 has no stream entry to wake us, so the offsets are re-checked at least this often)."""
 WAIT_COUNT = 100
-SCAN_CHUNK = 500
 RESOLVE_ATTEMPTS = 3
-PACKED_CACHE = 4096
-"""Relation reads kept packed (the same pair on the same day packs to the same bytes)."""
+READINGS_KEPT = 64
+"""Reads of one pair remembered with the offsets they were read at ((pair, day) -> the
+last): while every offset holds, the next read of that pair on that day is the same
+reading. Few: each keeps its shares (and merged ledger) alive beside the share cache."""
+_OFFSET, _CONTACTS, _SHARE = 0, 1, 2
+"""What a relation read asks of a partition for a pair: only its offset (the share and its
+contacts on the day are held), the day's contacts with the offset (the share is held), or
+the whole share (CHECK_SCRIPT and SHARE_SCRIPT)."""
 
 
 @dataclass(frozen=True)
@@ -102,16 +110,24 @@ class _Layout:
 
 
 class RedisReadModelReader:
-    def __init__(self, redis: Redis, blocking: Redis, *, topic: str) -> None:
-        """`blocking` serves XREAD BLOCK (a pool of its own, so waits never starve reads)."""
+    def __init__(
+        self, redis: Redis, blocking: Redis, *, topic: str, hot: Redis | None = None
+    ) -> None:
+        """`blocking` serves XREAD BLOCK (a pool of its own, so waits never starve reads);
+        `hot` the relation reads and snapshots (see redis_lane.py; `redis` if not given)."""
         self._redis = redis
         self._blocking = blocking
+        self._lane = Lane(hot or redis)
         self._topic = topic
         self._layout: _Layout | None = None
         self._share_sha: str | None = None
         self._check_sha: str | None = None
         self._shares = ShareCache()
-        self._packed: dict[tuple[tuple[str | int, ...], ...], list[bytes]] = {}
+        self._last: tuple[Hashable, Snapshot] | None = None
+        self._readings: dict[
+            tuple[tuple[str, ...], str],
+            tuple[tuple[Any, ...], Reading[Mapping[Pair, PairLedger]]],
+        ] = {}
 
     @property
     def topic(self) -> str:
@@ -124,41 +140,22 @@ class RedisReadModelReader:
         self._share_sha = str(await self._redis.script_load(SHARE_SCRIPT))
         self._check_sha = str(await self._redis.script_load(CHECK_SCRIPT))
 
-    async def _send(self, commands: tuple[tuple[str | int, ...], ...]) -> list[Any]:
-        """The commands on one pooled connection, packed by hand: the hot path's pipeline.
+    async def _send(self, commands: Commands) -> list[Any]:
+        """The commands in one round trip on the lane (redis-py's Pipeline costs about twice
+        the CPU for the relation read: its per-command bookkeeping and callbacks)."""
+        return await self._lane.send(commands, lambda: commands)
 
-        redis-py's Pipeline costs about twice the CPU of this for the relation read (its
-        per-command bookkeeping and callbacks); here a reply that is an error is read past
-        (so the connection stays in step) and raised once every reply is in.
-        """
-        for attempt in range(2):
-            pool = self._redis.connection_pool
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                packed = self._packed.get(commands)
-                if packed is None:
-                    if len(self._packed) >= PACKED_CACHE:
-                        self._packed.clear()
-                    packed = self._packed[commands] = conn.pack_commands(commands)
-                await conn.send_packed_command(packed)
-                replies: list[Any] = []
-                error: ResponseError | None = None
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:
-                        error = error or exc
-                        replies.append(exc)
-                if error is not None:
-                    raise error
-                return replies
-            except (RedisConnectionError, RedisTimeoutError):
-                await conn.disconnect()
-                if attempt:
-                    raise
-            finally:
-                await pool.release(conn)
-        raise AssertionError("unreachable")
+    def _snapshot(self, version: int, applied: list[int | None], high: list[int]) -> Snapshot:
+        """The snapshot of these offsets: the one handed out last while nothing moved (what
+        is derived from a snapshot is then computed once for a run of reads)."""
+        key = (version, *applied, *high)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        progress = tuple(PartitionProgress(p, offset, high[p]) for p, offset in enumerate(applied))
+        snapshot = Snapshot(version, self._topic, progress)
+        self._last = (key, snapshot)
+        return snapshot
 
     # --- versions and snapshots ------------------------------------------------------------
 
@@ -248,10 +245,10 @@ class RedisReadModelReader:
             replies = await self._send(tuple(commands))
             if not self._still_served(layout, replies[0], replies[1]):
                 continue
-            progress = tuple(
-                _progress(space.partition, *replies[2 + i]) for i, space in enumerate(layout.spaces)
-            )
-            return Snapshot(layout.version, self._topic, progress), layout
+            offsets = replies[2:]
+            applied = [number(reply[0]) for reply in offsets]
+            high = [number(reply[1]) or 0 for reply in offsets]
+            return self._snapshot(layout.version, applied, high), layout
         raise NotReadyError(None, "missing")
 
     async def wait_for(
@@ -332,69 +329,135 @@ class RedisReadModelReader:
         held decoded and still current (see ledger_cache.py), two when some moved."""
         if not pairs:
             return Reading(Ledgers({}), await self.snapshot())
-        bound = day_bound(reference)
+        bound = _bound(reference)
         share_sha, check_sha = self._share_sha, self._check_sha
         assert share_sha is not None
         assert check_sha is not None
+        names = tuple(pair.key for pair in pairs)
         for _ in range(RESOLVE_ATTEMPTS):
             layout = self._layout or await self._resolve()
             count = len(layout.spaces)
-            plan: list[tuple[int, int, tuple[str, ...], CachedShare | None]] = []
-            commands: list[tuple[str | int, ...]] = [
-                ("GET", keyspace.ACTIVE_VERSION),
-                ("HMGET", keyspace.version_meta(layout.version), "state", "created_ms"),
-            ]
-            for n, pair in enumerate(pairs):
-                for p, keys in enumerate(relation_keys(layout.version, count, pair.key)):
-                    cached = self._shares.get((layout.version, layout.created, p, pair.key))
-                    if cached is None:
-                        commands.append(("EVALSHA", share_sha, 6, *keys, bound))
-                    else:
+            version, created = layout.version, layout.created
+            last = self._readings.get((names, bound))
+            held: list[CachedShare | None]
+            if last is not None and last[0][:2] == (version, created):
+                # Read before on this day: ask only for the offsets, and look at the held
+                # shares only if one moved.
+                held = []
+                kinds = (_OFFSET,) * (len(names) * count)
+            else:
+                last = None
+                held = [
+                    self._shares.get((version, created, p, name))
+                    for name in names
+                    for p in range(count)
+                ]
+                kinds = tuple(
+                    _SHARE if h is None else _OFFSET if bound in h.contacts else _CONTACTS
+                    for h in held
+                )
+
+            def build(
+                layout: _Layout = layout, kinds: tuple[int, ...] = kinds, count: int = count
+            ) -> Commands:
+                commands: list[tuple[str | int, ...]] = [
+                    ("GET", keyspace.ACTIVE_VERSION),
+                    ("HMGET", keyspace.version_meta(layout.version), "state", "created_ms"),
+                ]
+                for i, kind in enumerate(kinds):
+                    n, p = divmod(i, count)
+                    keys = relation_keys(layout.version, count, names[n])[p]
+                    if kind == _OFFSET:
+                        commands.append(("HMGET", keys[5], "applied", "high_watermark"))
+                    elif kind == _CONTACTS:
                         commands.append(("EVALSHA", check_sha, 2, keys[4], keys[5], bound))
-                    plan.append((n, p, keys, cached))
-            replies = await self._send(tuple(commands))
+                    else:
+                        commands.append(("EVALSHA", share_sha, 6, *keys, bound))
+                return tuple(commands)
+
+            replies = await self._lane.send(("relations", version, names, bound, kinds), build)
             if not self._still_served(layout, replies[0], replies[1]):
                 continue
             replies = replies[2:]
+            if last is not None:
+                # If every offset is where the last read of these pairs on this day found
+                # it, that read's answer is this one's.
+                if last[0] == (version, created, *chain(*replies)):
+                    return last[1]
+                held = [
+                    self._shares.get((version, created, p, name))
+                    for name in names
+                    for p in range(count)
+                ]
+            fetched = list(kinds)
             stale = [
                 i
-                for i, (_, _, _, cached) in enumerate(plan)
-                if cached is not None and number(replies[i][2]) != cached.applied
+                for i, (cached, kind, reply) in enumerate(zip(held, kinds, replies, strict=True))
+                if (cached is None and kind != _SHARE)
+                or (kind == _OFFSET and cached is not None and bound not in cached.contacts)
+                or (
+                    cached is not None
+                    and number(reply[0] if kind == _OFFSET else reply[2]) != cached.applied
+                )
             ]
-            if stale:
+            if stale:  # not held, or the partition moved since the share was read: read it
                 fresh = await self._send(
-                    tuple(("EVALSHA", share_sha, 6, *plan[i][2], bound) for i in stale)
+                    tuple(
+                        (
+                            "EVALSHA",
+                            share_sha,
+                            6,
+                            *relation_keys(version, count, names[i // count])[i % count],
+                            bound,
+                        )
+                        for i in stale
+                    )
                 )
                 for i, reply in zip(stale, fresh, strict=True):
-                    n, p, keys, _ = plan[i]
-                    plan[i] = (n, p, keys, None)
+                    fetched[i] = _SHARE
                     replies[i] = reply
             shares: list[list[tuple[PairLedger, tuple[bytes, ...]]]] = [[] for _ in pairs]
             applied: list[int | None] = [None] * count
             high = [0] * count
-            seen = [False] * count
-            for (n, p, _, cached), reply in zip(plan, replies, strict=True):
-                if cached is None:
-                    share = share_of(reply)
-                    contacts, position = reply[4:6], reply[6:8]
-                    key = (layout.version, layout.created, p, pairs[n].key)
-                    self._shares.put(key, number(position[0]), share)
+            read_at: list[bytes | None] = []  # each share's applied and high, as replied
+            for i, (kind, reply) in enumerate(zip(fetched, replies, strict=True)):
+                n, p = divmod(i, count)
+                if kind == _SHARE:
+                    position = reply[6:8]
+                    members = (*reply[4], *reply[5])
+                    cached = self._shares.put(
+                        (version, created, p, names[n]), number(position[0]), share_of(reply)
+                    )
+                    cached.keep_contacts(bound, members)
                 else:
-                    share = cached.share
-                    contacts, position = reply[0:2], reply[2:4]
-                members = (*contacts[0], *contacts[1])
+                    kept = held[i]
+                    assert kept is not None
+                    cached = kept
+                    if kind == _CONTACTS:
+                        position = reply[2:4]
+                        members = (*reply[0], *reply[1])
+                        cached.keep_contacts(bound, members)
+                    else:
+                        position = reply
+                        members = cached.contacts[bound]
+                read_at += position
+                share = cached.share
                 if members or not share.is_empty:
                     shares[n].append((share, members))
                 # per partition, the smallest offset any read saw: every pair covers it
                 offset = number(position[0])
-                held = applied[p]
-                if not seen[p] or below(offset, held):
+                if n == 0 or below(offset, applied[p]):
                     applied[p] = offset
-                seen[p] = True
                 high[p] = max(high[p], number(position[1]) or 0)
             ledgers = Ledgers({pair: shares[n] for n, pair in enumerate(pairs)})
-            progress = tuple(PartitionProgress(p, applied[p], high[p]) for p in range(count))
-            return Reading(ledgers, Snapshot(layout.version, self._topic, progress))
+            reading: Reading[Mapping[Pair, PairLedger]] = Reading(
+                ledgers, self._snapshot(version, applied, high)
+            )
+            if len(pairs) == 1:
+                if len(self._readings) >= READINGS_KEPT:
+                    del self._readings[next(iter(self._readings))]  # the oldest
+                self._readings[(names, bound)] = ((version, created, *read_at), reading)
+            return reading
         raise NotReadyError(None, "missing")
 
     async def pair_history(self, pair: Pair, known_at: datetime) -> Reading[list[Event]]:
@@ -585,26 +648,13 @@ class RedisReadModelReader:
     async def _retraction_of(
         self, space: PartitionSpace, target: Event, stored: StoredEvent
     ) -> Event | None:
-        """The retraction of `target`: it follows its target in the target's partition.
-
-        The read models keep which events are retracted but not by which event, so this
-        scans the partition's stream after the target. Proposed: the projector keeps a
-        hash target -> retraction key, making this one HGET.
-        """
-        start = "(" + keyspace.stream_id(stored.offset)
-        wanted = (target.source, target.id)
-        while True:
-            entries: Any = await self._redis.xrange(
-                space.stream, min=start, max="+", count=SCAN_CHUNK
-            )
-            for _, fields in entries:
-                if fields.get(b"t") == RETRACTED_TYPE.encode():
-                    event = decode_event(fields[b"e"])
-                    if retraction_target(event) == wanted:
-                        return event
-            if len(entries) < SCAN_CHUNK:
-                return None
-            start = "(" + entries[-1][0].decode()
+        """The retraction of `target`: the projector maps each retracted event to the
+        retraction that took effect, in the partition they share (`retractions`)."""
+        key = await self._redis.hget(space.retractions, target.key)
+        raw = await self._redis.hget(space.events, key) if key is not None else None
+        if not isinstance(raw, bytes):
+            return None
+        return decode_event(keyspace.decode_stored_event(raw)[1])
 
     # --- people, trips and visits ----------------------------------------------------------
 
@@ -723,11 +773,11 @@ class RedisReadModelReader:
     # --- events ----------------------------------------------------------------------------
 
     async def events_by_id(self, event_id: str) -> Reading[list[StoredEvent]]:
-        digest = keyspace.event_id_digest(event_id)
+        id_field = keyspace.event_id_field(event_id)
 
         def fill(pipe: Pipeline, layout: _Layout) -> Callable[[list[Any]], list[Any]]:
             for space in layout.spaces:
-                pipe.hget(space.event_ids, digest)
+                pipe.hget(space.event_ids, id_field)
             return lambda replies: replies
 
         replies, snapshot, layout = await self._read(fill)
@@ -778,20 +828,39 @@ class RedisReadModelReader:
             count=count,
             block=max(1, block_ms),
         )
-        entries: list[StreamEntry] = []
+        read: list[tuple[int, Any, dict[bytes, bytes]]] = []
+        keys: dict[int, list[bytes]] = {}
         for name, items in replies or []:
             p = partitions[name if isinstance(name, bytes) else name.encode()]
             for entry_id, fields in items:
-                actors = fields.get(b"a", b"").decode().split()
-                entries.append(
-                    StreamEntry(
-                        partition=p,
-                        offset=keyspace.offset_of_stream_id(entry_id),
-                        type=fields.get(b"t", b"").decode(),
-                        actors=frozenset(actors),
-                        raw=fields[b"e"],
-                    )
+                read.append((p, entry_id, fields))
+                if keyspace.STREAM_KEY in fields:
+                    keys.setdefault(p, []).append(fields[keyspace.STREAM_KEY])
+        # An entry names its event (`k`), which is in its partition's `events` hash.
+        bodies: dict[bytes, bytes] = {}
+        if keys:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for p, wanted in keys.items():
+                    pipe.hmget(layout.spaces[p].events, wanted)
+                for wanted, values in zip(keys.values(), await pipe.execute(), strict=True):
+                    for k, v in zip(wanted, values, strict=True):
+                        if v is not None:
+                            bodies[k] = keyspace.decode_stored_event(v)[1]
+        entries: list[StreamEntry] = []
+        for p, entry_id, fields in read:
+            key = fields.get(keyspace.STREAM_KEY)
+            raw = fields.get(keyspace.STREAM_EVENT) if key is None else bodies.get(key)
+            if raw is None:  # written with its entry: gone only with the version's keys
+                raise NotReadyError(layout.version, "missing")
+            entries.append(
+                StreamEntry(
+                    partition=p,
+                    offset=keyspace.offset_of_stream_id(entry_id),
+                    type=fields.get(keyspace.STREAM_TYPE, b"").decode(),
+                    actors=frozenset(fields.get(keyspace.STREAM_ACTORS, b"").decode().split()),
+                    raw=raw,
                 )
+            )
         return StreamBatch(entries)
 
 
@@ -804,6 +873,12 @@ def _progress(partition: int, offset: bytes | None, high: bytes | None) -> Parti
         int(offset) if offset else None,
         int(high) if high else 0,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _bound(reference: date) -> str:
+    """`day_bound`, kept (every read of a day asks for it)."""
+    return day_bound(reference)
 
 
 def _retained_from(info: dict[bytes, Any]) -> int | None:

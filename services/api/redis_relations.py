@@ -5,8 +5,10 @@ Redis Cluster too):
 - SHARE: a pair's share in the partition (the four ledger hashes, the latest contact that
   started by the reference day and the earliest one after it) read atomically with the
   partition's applied offset and high watermark;
-- CHECK: for a share the reader holds decoded (ledger_cache.py), only the two contacts and
-  the position, to tell whether it is still current.
+- CHECK: for a share the reader holds decoded (ledger_cache.py) but not the contacts of
+  the day asked about, only those two contacts and the position, to tell whether the share
+  is still current. (A share held with the day's contacts needs only the position: an HMGET
+  of the progress hash, no script.)
 
 Replies are decoded with chancery.keyspace's codecs into the domain's `PairLedger` and
 merged with the domain's `PairLedger.merged`: nothing here decides what a relation is.

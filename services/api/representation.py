@@ -34,7 +34,7 @@ CACHE_CONTROL = "private, no-cache"
 
 def position_headers(snapshot: Snapshot) -> dict[str, str]:
     return {
-        POSITION_HEADER: snapshot.position.token(),
+        POSITION_HEADER: snapshot.token,
         LAG_HEADER: str(snapshot.lag),
         VERSION_HEADER: str(snapshot.version),
     }
@@ -61,14 +61,49 @@ def payload_of(body: BaseModel) -> bytes:
 
 def represent(request: Request, body: BaseModel, snapshot: Snapshot) -> Response:
     """The body as JSON with `position` first, its ETag, or 304 if the client has it."""
-    return represent_payload(request, payload_of(body), snapshot)
+    payload = payload_of(body)
+    return _respond(request, payload, etag_of(payload), snapshot)
 
 
 def represent_payload(request: Request, payload: bytes, snapshot: Snapshot) -> Response:
-    etag = etag_of(payload)
-    headers = {**position_headers(snapshot), "ETag": etag, "Cache-Control": CACHE_CONTROL}
+    """`represent` for a payload the answer cache serves again and again (the relation): its
+    ETag is kept with it, so a repeat costs a lookup, not a digest (the cache hands out the
+    same bytes object, whose hash Python keeps)."""
+    etag = _ETAGS.get(payload)
+    if etag is None:
+        if len(_ETAGS) >= KEPT:
+            _ETAGS.clear()
+        etag = _ETAGS[payload] = etag_of(payload)
+    return _respond(request, payload, etag, snapshot)
+
+
+_QUOTED: dict[str, bytes] = {}
+_ETAGS: dict[bytes, str] = {}
+KEPT = 4096
+
+
+def _json_string(token: str) -> bytes:
+    """The token as a JSON string, kept (a run of answers shares one snapshot's token)."""
+    quoted = _QUOTED.get(token)
+    if quoted is None:
+        if len(_QUOTED) >= KEPT:
+            _QUOTED.clear()
+        quoted = _QUOTED[token] = json.dumps(token).encode()
+    return quoted
+
+
+def _respond(request: Request, payload: bytes, etag: str, snapshot: Snapshot) -> Response:
+    token = snapshot.token
+    headers = {
+        POSITION_HEADER: token,
+        LAG_HEADER: str(snapshot.lag),
+        VERSION_HEADER: str(snapshot.version),
+        "ETag": etag,
+        "Cache-Control": CACHE_CONTROL,
+    }
     if matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    token = json.dumps(snapshot.position.token()).encode()
-    spliced = b'{"position":' + token + (b"," + payload[1:] if payload != b"{}" else b"}")
+    spliced = (
+        b'{"position":' + _json_string(token) + (b"," + payload[1:] if payload != b"{}" else b"}")
+    )
     return Response(spliced, media_type="application/json", headers=headers)

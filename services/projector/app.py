@@ -20,17 +20,23 @@ from aiokafka.errors import KafkaError
 from chancery.settings import ProjectorSettings
 from services.platform.kafka import event_log_consumer, event_log_producer
 from services.platform.redis import redis_client
+from services.platform.runtime import frozen_startup_heap
 
 from .deadletters import KafkaDeadLetters
 from .metrics import ProjectorMetrics
 from .projection import ReadModelProjection
 from .projector import Progress, Projector
 from .status import status_app
-from .store import RedisReadModelWriter, with_native_packing
+from .store import RedisReadModelWriter
 
 logger = logging.getLogger(__name__)
 
 START_RETRY_S = 1.0
+GEN0_THRESHOLD = 20_000
+"""The collector's first-generation threshold while the projector runs: a round allocates
+tens of thousands of objects (decoded events) that live until the round ends, and reference
+counting frees them; at the default (700) the collector walked them again and again. Higher
+still saves little more time (under 1 us an event) and raised the peak RSS by 20-30 MiB."""
 
 
 async def _start_kafka_client(client: AIOKafkaConsumer | AIOKafkaProducer, what: str) -> None:
@@ -65,7 +71,7 @@ async def _projector(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AsyncIterator[tuple[Projector, RedisReadModelWriter, ProjectorMetrics]]:
     async with AsyncExitStack() as stack:
-        redis = with_native_packing(redis_client(settings.redis_url, client_name="projector"))
+        redis = redis_client(settings.redis_url, client_name="projector", native_packing=True)
         stack.push_async_callback(redis.aclose)
         consumer = event_log_consumer(
             settings.kafka_bootstrap_servers,
@@ -118,7 +124,8 @@ async def run_live(settings: ProjectorSettings, stop: asyncio.Event | None = Non
         serving = asyncio.create_task(server.serve(), name="projector-status")
         try:
             await projector.start_live()
-            await projector.run(stop)
+            with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
+                await projector.run(stop)
         finally:
             server.should_exit = True
             await serving
@@ -145,7 +152,8 @@ async def run_rebuild(
         version = await writer.new_version(partitions)
         logger.info("rebuilding read models into version %d", version)
         await projector.start_rebuild(version)
-        await projector.run(asyncio.Event())
+        with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
+            await projector.run(asyncio.Event())
         if not await writer.mark_ready_if_caught_up(version, partitions):
             raise RuntimeError(f"version {version} did not catch up; the pointer was not moved")
         old = await writer.activate(version)

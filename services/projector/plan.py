@@ -6,11 +6,15 @@ sent once however many operations touch it, and a command needs few arguments. O
 operations that cannot fail on the keys the projector owns exist here: no operation can
 make the script stop half-way (Redis does not roll a script back).
 
-  X <offset> <event> <type> <actors>   XADD to the partition's stream, id `<offset>-1`
+  X <n> <offset> <key> <type> <actors> ...
+                                       XADD n entries to the partition's stream, ids
+                                       `<offset>-1` in increasing order (the first op)
   I <k> <field> <delta>                HINCRBY, and HDEL the field when it reaches 0
   H <k> <n> <field> <value> ...        HSET n/2 pairs
   D <k> <n> <field> ...                HDEL
-  Z <k> <n> <member> ...               ZADD, every score 0 (lexicographic sets)
+  Z <k> <n> 0 <member> ...             ZADD n/2 members, every score 0 (lexicographic sets)
+  M <n> <k>... <c> <member> ...        ZADD c members to each of n lexicographic sets (the
+                                       script gathers them: one ZADD per key)
   R <k> <n> <member> ...               ZREM
   S <k> <n> <member> ...               SADD
   T <k> <value>                        SET
@@ -19,7 +23,7 @@ make the script stop half-way (Redis does not roll a script back).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 Arg = str | bytes | int
@@ -36,11 +40,18 @@ class WritePlan:
 
     ops: list[Arg] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    stream: list[Arg] = field(default_factory=list)  # the X operation's entries, flat
     events: int = 0  # identities this plan applies (for metrics)
     _index: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.ops)
+        return len(self.stream) + len(self.ops)
+
+    def script_args(self) -> list[Arg]:
+        """The operations as the script takes them: the stream's entries first."""
+        if not self.stream:
+            return self.ops
+        return ["X", len(self.stream) // 4, *self.stream, *self.ops]
 
     def key(self, key: str) -> int:
         """The script's KEYS index of `key` (1-based, after the three fixed keys)."""
@@ -50,30 +61,53 @@ class WritePlan:
             index = self._index[key] = len(self.keys) + FIXED_KEYS
         return index
 
-    def xadd(self, offset: int, event: bytes, event_type: str, actors: str) -> None:
-        self.ops.extend(("X", offset, event, event_type, actors))
+    def xadd(self, offset: int, event_key: str, event_type: str, actors: str) -> None:
+        """The stream entry of a newly applied event: its event_key, type and actors
+        (entries are added in increasing offsets)."""
+        self.stream += (offset, event_key, event_type, actors)
 
     def hincrby(self, key: str, name: str, delta: int) -> None:
         """Add `delta` to a counter field; the field is dropped when it reaches zero."""
         if delta:
             self.ops.extend(("I", self.key(key), name, delta))
 
-    def hset(self, key: str, mapping: dict[str, bytes]) -> None:
-        items = list(mapping.items())
+    def hset(self, key: str, mapping: Mapping[str, bytes | str]) -> None:
+        names = list(mapping)
+        values = list(mapping.values())
         index = self.key(key)
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start : start + CHUNK]
-            self.ops.extend(("H", index, 2 * len(chunk)))
-            for name, value in chunk:
-                self.ops.append(name)
-                self.ops.append(value)
+        for start in range(0, len(names), CHUNK):
+            end = start + CHUNK
+            pairs: list[Arg] = [""] * (2 * len(names[start:end]))
+            pairs[0::2] = names[start:end]
+            pairs[1::2] = values[start:end]
+            self.ops += ("H", index, len(pairs))
+            self.ops += pairs
 
     def hdel(self, key: str, names: Iterable[str]) -> None:
         self._variadic("D", key, sorted(set(names)))
 
     def zadd_lex(self, key: str, members: Iterable[str]) -> None:
-        """Members of a lexicographically ordered set (all scores 0)."""
-        self._variadic("Z", key, sorted(set(members)))
+        """Members of a lexicographically ordered set (all scores 0, sent here: the script
+        passes them on to ZADD as they are)."""
+        unique = sorted(set(members))
+        if not unique:
+            return
+        index = self.key(key)
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            scored: list[Arg] = [0] * (2 * len(chunk))
+            scored[1::2] = chunk
+            self.ops += ("Z", index, len(scored))
+            self.ops += scored
+
+    def zadd_lex_each(self, keys: tuple[str, ...], members: list[str]) -> None:
+        """`members` (distinct) added to each lexicographic set of `keys`, sent once."""
+        if not members:
+            return
+        indices = [self.key(key) for key in keys]
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start : start + CHUNK]
+            self.ops += ("M", len(indices), *indices, len(chunk), *chunk)
 
     def zrem(self, key: str, members: Iterable[str]) -> None:
         self._variadic("R", key, sorted(set(members)))

@@ -9,9 +9,18 @@ Two modes share this code. *Live* (a consumer group; several instances share par
 follows the version pointer. *Rebuild* (every partition assigned by hand) fills one given
 version from the start of the log and returns once every partition has caught up.
 
-One round: follow the pointer (live), load the positions of newly owned partitions, fetch,
-decode (parking the undecodable), plan every partition's batch with pipelined reads, and
-apply all of them in one pipeline of atomic scripts.
+One round: follow the pointer (live), load the positions of newly owned partitions, fetch
+(a share of the batch from each partition), decode (parking the undecodable), send one
+pipelined read for every partition's batch, fetch and decode ahead for the next round while
+it comes back, then fold each partition's batch and send its atomic script at once.
+
+Rounds overlap: a partition's script runs in Redis while the projector fetches, decodes and
+plans what follows (the two costs are of the same order, and Redis works on another core).
+Each partition has at most one script in flight. The next batch of that partition is planned
+from the offset the script moves to, with what the script writes added to the reads (the
+projection's `Carry`), and is sent only once the script has run; if it was fenced, or
+failed, the next batch is dropped and the partition reloaded from Redis as after any fence.
+Exactly-once is unchanged: each script is still fenced on the offset it starts from.
 
 Ownership of a partition is an object (`_Owned`) made at assignment and dropped at
 revocation. A rebalance can happen while a round awaits Redis (aiokafka runs the listener in
@@ -25,10 +34,12 @@ where a Redis error is retried like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -43,7 +54,7 @@ from chancery.observability import correlation_id
 from .deadletters import DeadLetters, DeadLetterUnavailableError, Poison
 from .metrics import ProjectorMetrics
 from .plan import WritePlan
-from .projection import ReadModelProjection
+from .projection import Carry, Reading, ReadModelProjection
 from .records import LogRecord
 from .store import Batch, Outcome, RedisReadModelWriter
 
@@ -53,6 +64,8 @@ POINTER_CHECK_S = 0.5
 KAFKA_COMMIT_EVERY_S = 2.0
 RETRY_S = 0.5
 PROGRESS_EVERY_S = 0.25
+YIELD_EVERY = 200
+"""Records decoded between two turns of the event loop (see `_decode`)."""
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 __all__ = ["LogRecord", "Progress", "Projector"]
@@ -89,6 +102,17 @@ class _Fetched:
     generation: int
     last_offset: int
     records: list[LogRecord]
+
+
+@dataclass
+class _Sent:
+    """A partition's script in flight: its step, plan, task, and what it carries."""
+
+    step: _Step
+    plan: WritePlan
+    task: asyncio.Task[list[Outcome]]
+    carry: Carry
+    started: float
 
 
 @dataclass
@@ -138,6 +162,9 @@ class Projector:
         self._started = time.monotonic()
         self._applied_at_start: int | None = None
         self._ready = False
+        self._pending: dict[int, _Sent] = {}  # partition -> its script in flight
+        self._reading: Reading | None = None  # a read sent, its fold not started
+        self._next: list[_Fetched] = []  # fetched and decoded ahead, for the next round
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -194,20 +221,26 @@ class Projector:
     async def run(self, stop: asyncio.Event) -> None:
         """Apply batches until `stop` is set (live) or every partition caught up (rebuild)."""
         self._started = time.monotonic()
-        while not stop.is_set():
-            try:
-                await self._round()
-            except REDIS_ERRORS as exc:
-                logger.warning("Redis unavailable (%r); retrying from the stored offsets", exc)
-                await self._retry_later()
-            except DeadLetterUnavailableError as exc:
-                logger.warning("%s; retrying from the stored offsets", exc)
-                await self._retry_later()
-            if self._rebuilding and self._all_caught_up():
-                self._report_progress(force=True)
-                return
+        try:
+            while not stop.is_set():
+                try:
+                    await self._round()
+                    if self._rebuilding and self._all_caught_up(counting_in_flight=True):
+                        await self._settle_all()
+                except REDIS_ERRORS as exc:
+                    logger.warning("Redis unavailable (%r); retrying from the stored offsets", exc)
+                    await self._retry_later()
+                except DeadLetterUnavailableError as exc:
+                    logger.warning("%s; retrying from the stored offsets", exc)
+                    await self._retry_later()
+                if self._rebuilding and self._all_caught_up():
+                    self._report_progress(force=True)
+                    return
+        finally:
+            await self._abandon_in_flight()
 
     async def _retry_later(self) -> None:
+        await self._abandon_in_flight()
         await asyncio.sleep(RETRY_S)
         self._unload_all()
         self._check_pointer_now = not self._rebuilding
@@ -269,10 +302,16 @@ class Projector:
                 owned.high,
             )
 
+    def _pointer_check_due(self) -> bool:
+        return (
+            self._check_pointer_now
+            or time.monotonic() - self._last_pointer_check >= POINTER_CHECK_S
+        )
+
     async def _follow_pointer(self) -> None:
-        now = time.monotonic()
-        if not self._check_pointer_now and now - self._last_pointer_check < POINTER_CHECK_S:
+        if not self._pointer_check_due():
             return
+        now = time.monotonic()
         self._last_pointer_check = now
         self._check_pointer_now = False
         active = await self._writer.active_version()
@@ -295,16 +334,43 @@ class Projector:
     # --- one round -------------------------------------------------------------------------------
 
     async def _round(self) -> None:
-        if not self._rebuilding:
+        self._settle_done()
+        if not self._rebuilding and self._pointer_check_due():
+            await self._settle_all()  # a version change unloads every partition
             await self._follow_pointer()
-        await self._load_pending()
-        fetched = await self._consumer.getmany(
-            timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch
-        )
-        steps = self._steps(await self._prepare(fetched))
+        if any(not o.loaded for o in self._owned.values()):
+            await self._settle_all()  # positions are read once their writes landed
+            await self._load_pending()
+        prepared, self._next = self._next, []
+        if not prepared:
+            prepared = await self._prepare(await self._fetch())
+        self._settle_done()
+        steps = self._steps(prepared)
         if steps:
-            await self._plan_and_apply(steps)
+            reading = await self._read(steps)
+            # While Redis answers (after the scripts ahead of the read), take what the
+            # consumer already holds for the next round: fetched and decoded, not waited for.
+            self._next = await self._prepare(await self._fetch(wait=False))
+            await self._plan_and_apply(steps, reading)
         await self._after_round()
+
+    async def _fetch(self, *, wait: bool = True) -> dict[TopicPartition, list[object]]:
+        """Up to `max_batch` records, shared among the owned partitions that have some
+        (`wait`: for up to the fetch timeout when there are none yet).
+
+        The consumer hands out one partition's buffer before the next, so a plain fetch is
+        one partition's batch most of the time. A round of every partition's share lets
+        Redis run one partition's script while the next partition's batch is folded."""
+        owned = [o.tp for o in self._owned.values() if o.loaded]
+        share = max(1, self._max_batch // max(1, len(owned)))
+        fetched: dict[TopicPartition, list[object]] = await self._consumer.getmany(
+            timeout_ms=self._fetch_timeout_ms if wait else 0, max_records=share
+        )
+        if fetched:
+            for tp in owned:
+                if tp not in fetched:
+                    fetched.update(await self._consumer.getmany(tp, max_records=share))
+        return fetched
 
     async def _prepare(self, fetched: dict[TopicPartition, list[object]]) -> list[_Fetched]:
         """Decode each partition's records (parking the undecodable ones)."""
@@ -326,7 +392,9 @@ class Projector:
             owned = f.owned
             if not self._still(owned) or not owned.loaded or owned.generation != f.generation:
                 continue
-            expected = owned.expected
+            sent = self._pending.get(owned.tp.partition)
+            # from where the script in flight leaves it, if it succeeds (checked before send)
+            expected = sent.step.last_offset if sent is not None else owned.expected
             if expected is not None and f.last_offset <= expected:
                 continue
             records = f.records
@@ -344,47 +412,126 @@ class Projector:
             )
         return steps
 
-    async def _plan_and_apply(self, steps: list[_Step]) -> None:
-        started = time.perf_counter()
-        duplicates = self._projection.duplicates
-        plans = await self._projection.plan([(s.space, s.records) for s in steps])
-        self._metrics.duplicates.inc(self._projection.duplicates - duplicates)
-        ready: list[tuple[_Step, WritePlan]] = []
-        failed: list[tuple[_Step, Exception]] = []
-        for step, plan in zip(steps, plans, strict=True):
-            if isinstance(plan, Exception):
-                failed.append((step, plan))
-            else:
-                ready.append((step, plan))
-        outcomes = await self._writer.apply(
-            [
-                Batch(step.space, step.expected, step.last_offset, step.high, plan)
-                for step, plan in ready
-            ]
+    async def _read(self, steps: list[_Step]) -> Reading:
+        """Send the read of the round's batches (with what the scripts in flight write)."""
+        partitions = [s.owned.tp.partition for s in steps]
+        if any((sent := self._pending.get(p)) and sent.carry.trips for p in partitions):
+            await self._settle_all()  # trip reads must see those writes: no carry for them
+        carried = [sent.carry if (sent := self._pending.get(p)) else None for p in partitions]
+        reading = self._reading = self._projection.read(
+            [(s.space, s.records) for s in steps], carried
         )
-        for (step, plan), outcome in zip(ready, outcomes, strict=True):
-            self._settle(step, plan, outcome, step.last_offset)
-        for step, error in failed:
-            await self._one_by_one(step, error)
-        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        await asyncio.sleep(0)  # let it go out before the CPU-bound work that follows
+        return reading
+
+    async def _plan_and_apply(self, steps: list[_Step], reading: Reading) -> None:
+        """Fold the round's batches and start each one's script as soon as it is planned
+        (Redis runs it while the next is folded); a batch whose fold failed is applied one
+        event at a time, after the others (not overlapped: it is rare)."""
+        duplicates = self._projection.duplicates
+        partitions = [s.owned.tp.partition for s in steps]
+        failed: list[tuple[_Step, Exception]] = []
+        self._reading = None
+        async with contextlib.aclosing(self._projection.plans(reading)) as planned:
+            async for i, plan, carry in planned:
+                step = steps[i]
+                if isinstance(plan, Exception):
+                    failed.append((step, plan))
+                    continue
+                assert carry is not None
+                if not await self._ready_to_send(step):
+                    continue
+                batch = Batch(step.space, step.expected, step.last_offset, step.high, plan)
+                task = asyncio.create_task(self._writer.apply([batch]), name="projector-apply")
+                self._pending[partitions[i]] = _Sent(step, plan, task, carry, time.perf_counter())
+                await asyncio.sleep(0)  # let the task send the script before we go on
+        self._metrics.duplicates.inc(self._projection.duplicates - duplicates)
+        if failed:
+            await self._settle_all()
+            for step, error in failed:
+                owned = step.owned
+                if self._still(owned) and owned.loaded and owned.expected == step.expected:
+                    await self._one_by_one(step, error)
+
+    async def _ready_to_send(self, step: _Step) -> bool:
+        """Settle the partition's script in flight; True when `step` still follows on
+        from what is applied (else it is dropped: the partition is being reloaded)."""
+        sent = self._pending.pop(step.owned.tp.partition, None)
+        if sent is not None:
+            self._settle_sent(sent, await sent.task)
+        owned = step.owned
+        return self._still(owned) and owned.loaded and owned.expected == step.expected
+
+    def _settle_sent(self, sent: _Sent, outcomes: list[Outcome]) -> None:
+        [outcome] = outcomes
+        self._settle(sent.step, sent.plan, outcome, sent.step.last_offset)
+        self._metrics.batch_seconds.observe(time.perf_counter() - sent.started)
+
+    def _settle_done(self) -> None:
+        """Record the outcome of every script that has finished (Redis's error, raised)."""
+        for p, sent in list(self._pending.items()):
+            if sent.task.done():
+                del self._pending[p]
+                self._settle_sent(sent, sent.task.result())
+
+    async def _settle_all(self) -> None:
+        """Wait for every script in flight and record its outcome (the first error of one,
+        Redis's, is raised once every outcome is known)."""
+        pending, self._pending = self._pending, {}
+        results = await asyncio.gather(
+            *(sent.task for sent in pending.values()), return_exceptions=True
+        )
+        error: BaseException | None = None
+        for sent, result in zip(pending.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                error = error or result
+            else:
+                self._settle_sent(sent, result)
+        if error is not None:
+            raise error
+
+    async def _abandon_in_flight(self) -> None:
+        """On the way out, or before a retry: let the scripts (and a read) finish, whatever
+        became of them, without settling (positions are reloaded from Redis anyway)."""
+        pending, self._pending = self._pending, {}
+        reading, self._reading = self._reading, None
+        self._next = []
+        waits: list[asyncio.Future[Any]] = [sent.task for sent in pending.values()]
+        if reading is not None:
+            waits.append(reading.replies)
+        await asyncio.gather(*waits, return_exceptions=True)
 
     async def _decode(self, tp: TopicPartition, raw: Sequence[object]) -> list[LogRecord]:
+        """The records decoded, the undecodable parked. Every `YIELD_EVERY` records the loop
+        lets the event loop run: the scripts in flight are megabytes that the transport
+        writes only then, and Redis can start a script only once it has all of it."""
         records: list[LogRecord] = []
+        append = records.append
         p = tp.partition
-        for r in raw:
-            value: bytes | None = r.value  # type: ignore[attr-defined]
-            key: bytes | None = r.key  # type: ignore[attr-defined]
-            offset = _offset(r)
-            if value is None:
-                await self._park(tp, r, "undecodable: a record without a value")
-                continue
-            try:
-                event = decode_event(value)
-            except ValueError as exc:  # ValidationError, and bytes that are not UTF-8
-                await self._park(tp, r, f"undecodable: {_reason(exc)}")
-                continue
-            headers = r.headers or ()  # type: ignore[attr-defined]
-            records.append(LogRecord(p, offset, key, value, event, event.key, headers))
+        for start in range(0, len(raw), YIELD_EVERY):
+            if start:
+                await asyncio.sleep(0)
+            for r in raw[start : start + YIELD_EVERY]:
+                value: bytes | None = r.value  # type: ignore[attr-defined]
+                if value is None:
+                    await self._park(tp, r, "undecodable: a record without a value")
+                    continue
+                try:
+                    event = decode_event(value)
+                except ValueError as exc:  # ValidationError, and bytes that are not UTF-8
+                    await self._park(tp, r, f"undecodable: {_reason(exc)}")
+                    continue
+                append(
+                    LogRecord(
+                        p,
+                        r.offset,  # type: ignore[attr-defined]
+                        r.key,  # type: ignore[attr-defined]
+                        value,
+                        event,
+                        event.key,
+                        r.headers or (),  # type: ignore[attr-defined]
+                    )
+                )
         return records
 
     def _settle(self, step: _Step, plan: WritePlan, outcome: Outcome, new_offset: int) -> bool:
@@ -478,6 +625,8 @@ class Projector:
     # --- after each round ------------------------------------------------------------------------
 
     async def _after_round(self) -> None:
+        if self._pending and self._all_caught_up(counting_in_flight=True):
+            await self._settle_all()  # nothing left to overlap with: settle now, not later
         if not self._ready and self._all_caught_up():
             self._ready = await self._writer.mark_ready_if_caught_up(
                 self._version, self._partitions
@@ -495,9 +644,18 @@ class Projector:
             seen = None
         return max(owned.high, seen or 0)
 
-    def _all_caught_up(self) -> bool:
+    def _all_caught_up(self, *, counting_in_flight: bool = False) -> bool:
+        """Every owned partition applied up to the log's end (`counting_in_flight`: or will
+        have, once the scripts in flight succeed)."""
         owned = list(self._owned.values())
-        return bool(owned) and all(o.loaded and o.next_offset >= self._high(o) for o in owned)
+        ahead: dict[int, int] = {}
+        if counting_in_flight:
+            ahead = {
+                id(sent.step.owned): sent.step.last_offset + 1 for sent in self._pending.values()
+            }
+        return bool(owned) and all(
+            o.loaded and max(o.next_offset, ahead.get(id(o), 0)) >= self._high(o) for o in owned
+        )
 
     def _report_progress(self, *, force: bool = False) -> None:
         if self._on_progress is None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chancery.contract import Event
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
+    """Immutable; a named tuple rather than a frozen dataclass because the projector makes
+    one per event (a third of the cost to build)."""
+
     partition: int
     offset: int
     key: bytes | None  # the Kafka record key

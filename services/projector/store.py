@@ -27,17 +27,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 from chancery import keyspace
 from chancery.keyspace import PartitionSpace
+from services.platform.redis import with_native_packing
 
 from .plan import WritePlan
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Batch", "Outcome", "RedisReadModelWriter", "VersionInfo", "with_native_packing"]
 
 _APPLY = """#!lua
 local stored = redis.call('GET', KEYS[1])
@@ -46,14 +49,30 @@ if (stored or '') ~= ARGV[1] then
 end
 local n = #ARGV
 local nkeys = #KEYS
-local arity = {X = 5, I = 4, T = 3, K = 2}
+local arity = {I = 4, T = 3, K = 2}
 local variadic = {H = 'HSET', D = 'HDEL', R = 'ZREM', S = 'SADD', Z = 'ZADD'}
 local i = 6
 while i <= n do
   local op = ARGV[i]
   if op == 'X' then
-    if not tonumber(ARGV[i + 1]) then return redis.error_reply('plan: bad stream offset') end
-    i = i + 5
+    local count = tonumber(ARGV[i + 1])
+    if count == nil or count < 1 then return redis.error_reply('plan: bad stream entries') end
+    for j = i + 2, i + 4 * count - 2, 4 do
+      if not tonumber(ARGV[j]) then return redis.error_reply('plan: bad stream offset') end
+    end
+    i = i + 2 + 4 * count
+  elseif op == 'M' then
+    local nk = tonumber(ARGV[i + 1])
+    if nk == nil or nk < 1 then return redis.error_reply('plan: bad key count') end
+    for j = i + 2, i + 1 + nk do
+      local k = tonumber(ARGV[j])
+      if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
+    end
+    local count = tonumber(ARGV[i + 2 + nk])
+    if count == nil or count < 1 or count > 1000 then
+      return redis.error_reply('plan: bad member count')
+    end
+    i = i + 3 + nk + count
   else
     local k = tonumber(ARGV[i + 1])
     if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
@@ -61,7 +80,7 @@ while i <= n do
       i = i + arity[op]
     elseif variadic[op] then
       local count = tonumber(ARGV[i + 2])
-      if count == nil or count < 1 or count > 1000 then
+      if count == nil or count < 1 or count > 1000 or (op == 'Z' and count % 2 == 1) then
         return redis.error_reply('plan: bad member count')
       end
       i = i + 3 + count
@@ -75,21 +94,45 @@ if i ~= n + 1 then return redis.error_reply('plan: truncated') end
 local top = -1
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 if last[1] ~= nil then top = tonumber(string.match(last[1][1], '^%d+')) end
-local maxlen = ARGV[5]
+local added = false
 local skipped = 0
+local gathered = {}
+local gathered_keys = {}
 i = 6
 while i <= n do
   local op = ARGV[i]
   if op == 'X' then
-    local offset = tonumber(ARGV[i + 1])
-    if offset > top then
-      redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, ARGV[i + 1] .. '-1',
-        'e', ARGV[i + 2], 't', ARGV[i + 3], 'a', ARGV[i + 4])
-      top = offset
-    else
-      skipped = skipped + 1
+    local final = i + 4 * tonumber(ARGV[i + 1])
+    for j = i + 2, final - 2, 4 do
+      local offset = tonumber(ARGV[j])
+      if offset > top then
+        redis.call('XADD', KEYS[3], ARGV[j] .. '-1',
+          'k', ARGV[j + 1], 't', ARGV[j + 2], 'a', ARGV[j + 3])
+        top = offset
+        added = true
+      else
+        skipped = skipped + 1
+      end
     end
-    i = i + 5
+    i = final + 2
+  elseif op == 'M' then
+    local nk = tonumber(ARGV[i + 1])
+    local first = i + 3 + nk
+    local final = first - 1 + tonumber(ARGV[first - 1])
+    for j = i + 2, i + 1 + nk do
+      local k = tonumber(ARGV[j])
+      local members = gathered[k]
+      if members == nil then
+        members = {}
+        gathered[k] = members
+        gathered_keys[#gathered_keys + 1] = k
+      end
+      for m = first, final do
+        members[#members + 1] = 0
+        members[#members + 1] = ARGV[m]
+      end
+    end
+    i = final + 1
   elseif op == 'I' then
     local key = KEYS[tonumber(ARGV[i + 1])]
     if redis.call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3]) == 0 then
@@ -103,21 +146,19 @@ while i <= n do
     redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
     i = i + 2
   else
-    local key = KEYS[tonumber(ARGV[i + 1])]
-    local first = i + 3
     local final = i + 2 + tonumber(ARGV[i + 2])
-    if op == 'Z' then
-      local args = {}
-      for j = first, final do
-        args[#args + 1] = 0
-        args[#args + 1] = ARGV[j]
-      end
-      redis.call('ZADD', key, unpack(args))
-    else
-      redis.call(variadic[op], key, unpack(ARGV, first, final))
-    end
+    redis.call(variadic[op], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, final))
     i = final + 1
   end
+end
+for _, k in ipairs(gathered_keys) do
+  local members = gathered[k]
+  for s = 1, #members, 1000 do
+    redis.call('ZADD', KEYS[k], unpack(members, s, math.min(s + 999, #members)))
+  end
+end
+if added then
+  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[5])
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'applied', ARGV[2], 'high_watermark', ARGV[3], 'updated_ms', ARGV[4])
@@ -126,33 +167,6 @@ if tonumber(ARGV[2]) + 1 >= tonumber(ARGV[3]) then
 end
 return {1, ARGV[2], skipped}
 """
-
-
-class _NativePacking:
-    """Packs commands with hiredis (C) instead of redis-py's per-argument Python encoder.
-
-    A batch's script carries tens of thousands of arguments; packing them in Python cost
-    more than a fifth of the projector's time. Same bytes on the wire (RESP arrays of bulk
-    strings); anything hiredis does not take goes the usual way.
-    """
-
-    def pack_command(self, *args: object) -> list[bytes]:
-        first = args[0]
-        if isinstance(first, str) and " " in first:  # "SCRIPT LOAD": two words
-            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
-        try:
-            return [hiredis.pack_command(args)]  # type: ignore[arg-type]
-        except TypeError:
-            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
-
-
-def with_native_packing(redis: Redis) -> Redis:
-    """`redis`, its connections packing commands with hiredis (before any is opened)."""
-    pool = redis.connection_pool
-    base: type[AbstractConnection] = pool.connection_class
-    if not issubclass(base, _NativePacking):
-        pool.connection_class = type(f"NativePacking{base.__name__}", (_NativePacking, base), {})
-    return redis
 
 
 @dataclass(frozen=True)
@@ -185,7 +199,8 @@ class RedisReadModelWriter:
         self._redis = redis
         self._topic = topic
         self._stream_max_len = stream_max_len
-        self._apply = redis.register_script(_APPLY)
+        self._script = redis.register_script(_APPLY)  # for its digest; loaded by apply
+        self._script_loaded = False
 
     @property
     def redis(self) -> Redis:
@@ -300,19 +315,7 @@ class RedisReadModelWriter:
         if not batches:
             return []
         now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for b in batches:
-                args: list[str | bytes | int] = [
-                    "" if b.expected is None else b.expected,
-                    b.new_offset,
-                    max(b.high_watermark, b.new_offset + 1),
-                    now_ms,
-                    self._stream_max_len,
-                ]
-                args.extend(b.plan.ops)
-                keys = [b.space.offset, b.space.progress, b.space.stream, *b.plan.keys]
-                await self._apply(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+        replies = await self._run_scripts([self._script_call(b, now_ms) for b in batches])
         outcomes = []
         for reply in replies:
             if int(reply[0]) == 1:
@@ -321,6 +324,52 @@ class RedisReadModelWriter:
                 stored = reply[1]
                 outcomes.append(Outcome(False, int(stored) if stored not in (b"", "") else None))
         return outcomes
+
+    def _script_call(self, b: Batch, now_ms: int) -> list[str | bytes | int]:
+        keys = [b.space.offset, b.space.progress, b.space.stream, *b.plan.keys]
+        call: list[str | bytes | int] = ["EVALSHA", self._script.sha, len(keys), *keys]
+        call += (
+            "" if b.expected is None else b.expected,
+            b.new_offset,
+            max(b.high_watermark, b.new_offset + 1),
+            now_ms,
+            self._stream_max_len,
+        )
+        call += b.plan.script_args()
+        return call
+
+    async def _run_scripts(self, calls: list[list[str | bytes | int]]) -> list[Any]:
+        """The replies of the script calls, sent in one pipeline.
+
+        The script is loaded once, not checked before every pipeline (redis-py's way, a
+        round trip that made each round wait before its scripts were even sent); when Redis
+        answers NOSCRIPT (it restarted, or its scripts were flushed) the call ran nothing,
+        so it is loaded again and those calls are sent again.
+        """
+        if not self._script_loaded:
+            await self._load_script()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command(*call)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self._load_script()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    pipe.execute_command(*calls[i])
+                for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                    replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _load_script(self) -> None:
+        sha = await self._redis.script_load(_APPLY)
+        if sha != self._script.sha:  # pragma: no cover - SHA-1 of the same text
+            raise RuntimeError("Redis loaded the apply script under another digest")
+        self._script_loaded = True
 
 
 async def _chunks(items: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:

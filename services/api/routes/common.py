@@ -25,20 +25,24 @@ Context = Annotated[ApiContext, Depends(_context)]
 POSITION_EXAMPLE = "chancery.events@0:41,3:7"
 
 
-async def _read(request: Request) -> ApiContext:
+async def read_context(request: Request) -> ApiContext:
     """Every read: the scope events:read, then read-your-writes (min_position).
 
-    One dependency that reads the request itself, not three with declared parameters:
-    FastAPI's per-parameter machinery is a measurable share of a fast read. The parameters
-    are declared for the docs in CONSISTENCY (add it as `openapi_extra`).
+    Reads the request itself, not three declared parameters: FastAPI's per-parameter
+    machinery is a measurable share of a fast read. The parameters are declared for the
+    docs in CONSISTENCY (add it as `openapi_extra`). Routes call it directly or as `Read`.
     """
     ctx = context_of(request)
-    principal = ctx.authenticator.authenticate(request.headers.get("authorization"), now=utcnow())
+    principal = ctx.principals.authenticate(request.headers.get("authorization"), now=utcnow())
     principal.require(Scope.EVENTS_READ)
     await reach(
         ctx, request.query_params.get("min_position"), request.headers.get(MIN_POSITION_HEADER)
     )
     return ctx
+
+
+async def _read(request: Request) -> ApiContext:
+    return await read_context(request)
 
 
 Read = Annotated[ApiContext, Depends(_read)]

@@ -5,11 +5,12 @@ own row id (GDELT's GLOBALEVENTID, ICEWS's Event ID) under one fixed `source` pe
 Some CAMEO codes also say something the catalogue has a type for; those rows add a derived
 event (`meeting_event`, `visit_leg_event`).
 
-A derived event's id is a digest of its content (`derived_id`): the same fact reported by
-two rows (the two rows of a 042/043 visit pair, the A->B and B->A rows of one consultation)
-becomes the same event, which ingest then stores once, and two different facts never share
-an id, so a derived event can never conflict with another. Importing again derives the same
-ids, so it changes nothing.
+A derived event says so (`derived: true`), so that the relation counts the interaction
+once (the coded events count it; the meeting or leg adds its contact and plan). Its id is a
+digest of its content (`derived_id`): the same fact reported by two rows (the two rows of a
+042/043 visit pair, the A->B and B->A rows of one consultation) becomes the very same event,
+which ingest stores once whichever row sends it, and two different facts never share an
+id. Importing the same files again derives the same events, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -253,12 +254,14 @@ def meeting_event(
             participants=tuple(unique[k] for k in sorted(unique)),
             city=city,
             country=country,
+            derived=True,
         )
         kind = "diplomacy.meeting.held"
         prefix = f"meeting.{occurred}.{'-'.join(data.parties)}"
+        fact = data.model_dump_json(exclude_none=True)
         return MeetingHeld(
             specversion="1.0",
-            id=derived_id(prefix, kind, reported, data.model_dump_json(exclude_none=True)),
+            id=derived_id(prefix, kind, reported, fact),
             source=source,
             type=kind,
             time=reported,
@@ -290,12 +293,14 @@ def visit_leg_event(
             traveller=traveller,
             country=host.country,
             city=host.city,
+            derived=True,
         )
         kind = "diplomacy.visit.leg.started"
         prefix = f"visit.{day.isoformat()}.{traveller.id}.{host.country}"
+        fact = data.model_dump_json(exclude_none=True)
         return VisitLegStarted(
             specversion="1.0",
-            id=derived_id(prefix, kind, reported, data.model_dump_json(exclude_none=True)),
+            id=derived_id(prefix, kind, reported, fact),
             source=source,
             type=kind,
             time=reported,

@@ -229,6 +229,39 @@ def test_a_coded_event_is_a_contact_when_its_code_is_a_consultation(
     assert (state.last_contact.kind if state.last_contact else None) == kind
 
 
+def test_a_meeting_derived_from_coded_events_adds_its_contact_but_does_not_count_again() -> None:
+    # An importer's 040 row: the coded event, and the meeting read off its code.
+    consult = coded("gdelt-1", "2023-05-01", "USA", "CHN", "040", goldstein=1.0)
+    talks = meeting("meeting.1", "2023-05-01", "CHN", "USA", cameo="040", derived=True)
+    alone = fold_relation(CHN_USA, [consult], today=TODAY)
+    both = fold_relation(CHN_USA, [consult, talks], today=TODAY)
+    assert (both.event_count, both.quad_counts, both.score) == (
+        alone.event_count,
+        alone.quad_counts,
+        alone.score,
+    )
+    assert both.event_count == 1
+    (effect,) = relation_effects(talks).values()
+    assert effect.bucket.is_empty
+    assert effect.contact is not None  # still a contact
+    assert both.last_contact is not None
+    assert both.last_contact.event in {consult.ref, talks.ref}
+    # Not derived, the same meeting is an interaction of its own.
+    unlinked = meeting("meeting.2", "2023-05-01", "CHN", "USA", cameo="040")
+    assert fold_relation(CHN_USA, [consult, unlinked], today=TODAY).event_count == 2
+
+
+def test_a_visit_leg_derived_from_coded_events_still_plans_and_contacts() -> None:
+    visit = coded("icews-1", "2023-05-16", "CHN", "UKR", "042")
+    started = trip_event("leg.started", "s", "2023-05-16", country="UKR", derived=True)
+    state = fold_relation(Pair.of("CHN", "UKR"), [visit, started], today=date(2023, 5, 17))
+    assert state.event_count == 1
+    (effect,) = relation_effects(started).values()
+    assert effect.bucket.is_empty
+    assert effect.plan is not None
+    assert effect.contact is not None
+
+
 def test_a_meeting_dated_after_today_is_the_next_contact() -> None:
     summit = meeting("summit", "2023-06-01", "CHN", "USA")
     vienna = meeting("vienna", "2023-05-10/2023-05-11", "CHN", "USA")
