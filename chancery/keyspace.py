@@ -38,7 +38,7 @@ class UnsafeKeyPartError(ValueError):
 
 
 def _checked(part: str) -> str:
-    if not _SAFE_PART.match(part):
+    if not _SAFE_PART.fullmatch(part):
         raise UnsafeKeyPartError(f"refusing {part[:40]!r} as part of a Redis key")
     return part
 

@@ -9,6 +9,8 @@ from datetime import datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chancery.auth import Authenticator, utcnow
 from chancery.contract import is_country
@@ -17,6 +19,7 @@ from services.platform.redis import redis_client
 from services.platform.runtime import frozen_startup_heap
 from services.platform.web import (
     CorrelationIdMiddleware,
+    Problem,
     authenticator_from,
     install_error_handlers,
     problem_response,
@@ -150,6 +153,21 @@ def create_app(
         return problem_response(request, to_problem(exc, retry_after_s=RETRY_AFTER_S))
 
     app.add_exception_handler(ReadError, on_read_error)
+
+    async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
+        metrics.not_ready.inc()
+        return problem_response(
+            request,
+            Problem(
+                503,
+                "Service Unavailable",
+                f"the read models cannot be reached ({type(exc).__name__}); retry",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ),
+        )
+
+    for unreachable in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(unreachable, on_redis_down)
     for module in (relations, timelines, people, events, stream, operations):
         app.include_router(module.router)
     return app

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 
 from chancery.contract import EVENT_TYPES, IGOS, is_country, is_igo
 from chancery.contract.text import SLUG_PATTERN
+from chancery.contract.when import MAX_YEAR, MIN_YEAR
 from chancery.domain.relations import Pair
 from chancery.positions import InvalidPositionError, Position
 from services.platform.web import Problem
@@ -27,7 +28,10 @@ _SOURCE = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,512}$")
 TYPE_PREFIX = "diplomacy."
 
 T = TypeVar("T")
-_DAY: TypeAdapter[date] = TypeAdapter(date)
+# The days the contract can name (chancery.contract.when): outside them, a 422, not an
+# OverflowError one day further on in a range bound.
+Day = Annotated[date, Field(ge=date(MIN_YEAR, 1, 1), le=date(MAX_YEAR, 12, 31))]
+_DAY: TypeAdapter[date] = TypeAdapter(Day)
 _INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 
@@ -97,7 +101,7 @@ def instant(value: str | None, field: str) -> datetime | None:
 
 
 def person_id(value: str) -> str:
-    if len(value) > 64 or not _SLUG.match(value):
+    if len(value) > 64 or not _SLUG.fullmatch(value):
         raise invalid(
             "person_id",
             f"'{value[:40]}' is not a person id (the lowercase slug of the name, like li-hui)",
@@ -107,13 +111,13 @@ def person_id(value: str) -> str:
 
 
 def event_id(value: str) -> str:
-    if not _EVENT_ID.match(value):
+    if not _EVENT_ID.fullmatch(value):
         raise invalid("event_id", f"'{value[:40]}' is not a valid event id", "event_id")
     return value
 
 
 def source(value: str | None) -> str | None:
-    if value is not None and not _SOURCE.match(value):
+    if value is not None and not _SOURCE.fullmatch(value):
         raise invalid("source", "not a valid CloudEvents source (a URI reference)", "source")
     return value
 

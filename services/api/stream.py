@@ -86,8 +86,8 @@ def start_of(resume: Position | None, snapshot: Snapshot) -> dict[int, int | Non
 
 
 def _token(topic: str, position: dict[int, int | None]) -> str | None:
-    offsets = {p: o for p, o in position.items() if o is not None}
-    return Position(topic, offsets).token() if offsets else None
+    # Even before any event: "topic@" (nothing delivered) lets a client resume from the start.
+    return Position(topic, {p: o for p, o in position.items() if o is not None}).token()
 
 
 async def events(

@@ -31,11 +31,19 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import murmur2
 
 logger = logging.getLogger(__name__)
 
+# Errors after which the producer's id and sequence numbers are no good: only a new
+# producer (a new producer id) can write again.
+PRODUCER_FATAL = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
 # Below this many records for one partition, `send()` per record shares the producer's open
 # batch with concurrent requests; at or above it, one batch of our own is cheaper per record.
@@ -253,6 +261,7 @@ class KafkaEventPublisher:
         except KafkaError as exc:
             logger.warning("publish failed: %s", exc)
         unknown = False
+        fatal: BaseException | None = None
         for i, sent in enumerate(pending):
             if sent is None:
                 continue  # never handed to the producer: NotWritten("not sent")
@@ -262,6 +271,10 @@ class KafkaEventPublisher:
                 results[i] = Unknown("not acknowledged in time", _settled(future, index))
             else:
                 results[i] = _result_of(future, index)
+                if not future.cancelled() and isinstance(future.exception(), PRODUCER_FATAL):
+                    fatal = future.exception()
+        if fatal is not None and self._producer is producer:
+            self._replace_producer(f"{type(fatal).__name__}: {fatal}")
         if unknown:
             self._mark_down("a publish was not acknowledged in time")
         return results

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chancery.auth import (
@@ -142,6 +143,14 @@ def install_error_handlers(app: FastAPI) -> None:
             request, Problem(500, "Internal Server Error", "an unexpected error occurred")
         )
 
+    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+        # The client left before its body was read: a client error, nobody to answer.
+        logger.info("client left mid-request: %s %s", request.method, request.url.path)
+        return problem_response(
+            request, Problem(400, "Bad Request", "the client disconnected mid-request")
+        )
+
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -44,7 +44,7 @@ CodeB = Annotated[
     ),
 ]
 AsOf = Annotated[
-    date | None,
+    params.Day | None,
     Query(
         description="The state as of the end of this day, from the pair's history: only what "
         "occurred by then counts, and last/next contact are measured from it.",
@@ -205,9 +205,11 @@ TypeFilter = Annotated[
     ),
 ]
 FromDay = Annotated[
-    date | None, Query(alias="from", description="Events that start on or after this day.")
+    params.Day | None, Query(alias="from", description="Events that start on or after this day.")
 ]
-ToDay = Annotated[date | None, Query(alias="to", description="Events that start by this day.")]
+ToDay = Annotated[
+    params.Day | None, Query(alias="to", description="Events that start by this day.")
+]
 Order = Annotated[
     Literal["asc", "desc"], Query(description="Oldest first (asc) or newest first (desc).")
 ]

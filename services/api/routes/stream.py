@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
+from chancery.positions import Position
 from services.api import params, stream
 from services.api.stream import StreamFilter
 
@@ -61,9 +62,12 @@ async def _start(
     resume = None
     if token:
         field = "Last-Event-ID" if last_event_id else "after"
-        resume = params.position(
-            token, topic=ctx.reader.topic, partitions=snapshot.partitions, field=field
-        )
+        if token.strip() == f"{ctx.reader.topic}@":  # an id given before any event was applied
+            resume = Position(ctx.reader.topic, {})
+        else:
+            resume = params.position(
+                token, topic=ctx.reader.topic, partitions=snapshot.partitions, field=field
+            )
         await ctx.reader.stream_retained(dict(resume.offsets))
     return stream.start_of(resume, snapshot)
 
