@@ -168,14 +168,17 @@ class JwtVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway_s,
-                options={"require": ["exp", "sub"], "verify_iat": False},
+                # Expiry is checked below against the injected clock, not PyJWT's own,
+                # so that one clock decides for keys and tokens alike.
+                options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationError("the token has expired") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"the token is not valid: {exc}") from exc
-        # PyJWT checks exp against its own clock; check ours too, so tests and callers agree.
-        if int(claims["exp"]) + self.leeway_s < now.timestamp():
+        try:
+            exp = int(claims["exp"])
+        except (TypeError, ValueError, OverflowError):
+            raise AuthenticationError("the token is not valid: exp must be an integer") from None
+        if exp + self.leeway_s <= now.timestamp():
             raise AuthenticationError("the token has expired")
         raw = claims.get("scope", claims.get("scopes", ""))
         scopes = raw.split() if isinstance(raw, str) else [str(s) for s in raw]

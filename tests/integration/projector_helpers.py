@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -723,6 +724,21 @@ class ProjectorProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    async def wait_serving(self, timeout_s: float = 60) -> None:
+        """Until its status endpoint answers: from then on, SIGTERM is a graceful stop."""
+        url = f"http://127.0.0.1:{self._env['CHANCERY_PROJECTOR_PORT']}/healthz"
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                assert self.alive(), self.log()[-2000:]
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the projector did not serve {url} within {timeout_s} s")
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""

@@ -156,3 +156,13 @@ def test_an_expired_key_is_refused() -> None:
     ring.verify(key, now=NOW)
     with pytest.raises(auth.AuthenticationError, match="expired"):
         ring.verify(key, now=NOW + timedelta(days=2))
+
+
+def test_a_tokens_expiry_is_judged_by_the_injected_clock_alone() -> None:
+    verifier = auth.JwtVerifier("s" * 32, "chancery", "chancery", leeway_s=0)
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    token = verifier.issue("k", [Scope.EVENTS_WRITE], now=long_ago, ttl=timedelta(minutes=5))
+    # Valid at the clock's 'now', though the wall clock is decades past its expiry.
+    assert verifier.verify(token, now=long_ago + timedelta(minutes=4)).subject == "k"
+    with pytest.raises(auth.AuthenticationError, match="expired"):
+        verifier.verify(token, now=long_ago + timedelta(minutes=5))
