@@ -1,8 +1,8 @@
 """Ingest, side by side with its limits, on one broker in one run.
 
 1. Batch ingest, sustained events/s: POST /v1/events/batch with 1,000 GDELT-like
-   `diplomacy.event.coded` events per request (from the GDELT 2.0 export in
-   shared/data/reference, or synthesised when it is absent), a few requests in flight,
+   `diplomacy.event.coded` events per request (the real rows of a GDELT 2.0 export, as
+   the importer maps them: bench/gdelt.py), a few requests in flight,
    against a raw aiokafka producer that sends the same serialized records (the bytes ingest
    writes, same keys and header) with the same producer settings (idempotent, acks=all,
    same linger and batch size), `send()` per record, the same number of batches in flight.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -45,7 +44,6 @@ from fastapi.responses import Response
 
 from chancery.auth import ALL_SCOPES, KeyRing, new_api_key, utcnow
 from chancery.contract import (
-    actor_from_cameo,
     encode_event,
     parse_incoming,
     partition_key,
@@ -56,11 +54,8 @@ from services.cli.local import free_port
 from services.platform.kafka import event_log_producer
 
 from .framework import BenchEnv, Row, percentile
+from .gdelt import coded_envelopes
 
-GDELT = Path(os.environ.get("CHANCERY_SHARED_DIR", "/work/shared")) / (
-    "data/reference/gdelt2_export_20191024143000.tsv"
-)
-SOURCE = "https://gdelt.example/export/20191024143000"
 BATCH_SIZE = 1000
 CONCURRENT_BATCHES = 4
 SINGLE_CONCURRENCY = 32
@@ -71,78 +66,6 @@ WORKERS = IngestSettings().workers
 
 
 # --- events ----------------------------------------------------------------------------
-
-
-def gdelt_templates(limit: int = 5000) -> list[dict[str, Any]]:
-    """Valid `diplomacy.event.coded` events from the GDELT export (synthesised without it)."""
-    out: list[dict[str, Any]] = []
-    if GDELT.exists():
-        with GDELT.open(newline="", encoding="utf-8") as f:
-            for row in csv.reader(f, delimiter="\t"):
-                event = _from_gdelt(row)
-                if event is not None:
-                    out.append(event)
-                if len(out) >= limit:
-                    break
-    if not out:
-        out = [_synthetic(i) for i in range(200)]
-    return out
-
-
-def _from_gdelt(row: list[str]) -> dict[str, Any] | None:
-    if len(row) < 61:
-        return None
-    a1 = actor_from_cameo(row[5]) or actor_from_cameo(row[7])
-    a2 = actor_from_cameo(row[15]) or actor_from_cameo(row[17])
-    if not a1 or not a2 or a1 == a2:
-        return None
-    day, added = row[1], row[59]
-    data: dict[str, Any] = {
-        "actor1": a1,
-        "actor2": a2,
-        "cameo": row[26],
-        "occurred": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
-    }
-    if row[30]:
-        data["goldstein"] = float(row[30])
-    if row[31].isdigit():
-        data["mentions"] = int(row[31])
-    if row[60].startswith("http"):
-        data["source_url"] = row[60]
-    event = {
-        "specversion": "1.0",
-        "id": f"gdelt-{row[0]}",
-        "source": SOURCE,
-        "type": "diplomacy.event.coded",
-        "time": f"{added[:4]}-{added[4:6]}-{added[6:8]}T{added[8:10]}:{added[10:12]}:"
-        f"{added[12:14]}Z",
-        "data": data,
-    }
-    try:
-        parse_incoming(event)
-    except ValueError:
-        return None
-    return event
-
-
-def _synthetic(i: int) -> dict[str, Any]:
-    pairs = [("USA", "CHN"), ("RUS", "UKR"), ("FRA", "DEU"), ("IND", "PAK"), ("BRA", "ARG")]
-    a1, a2 = pairs[i % len(pairs)]
-    return {
-        "specversion": "1.0",
-        "id": f"synthetic-{i}",
-        "source": SOURCE,
-        "type": "diplomacy.event.coded",
-        "time": "2019-10-24T14:30:00Z",
-        "data": {
-            "actor1": a1,
-            "actor2": a2,
-            "cameo": "042",
-            "goldstein": 1.9,
-            "occurred": "2019-10-24",
-            "mentions": 4,
-        },
-    }
 
 
 def events(templates: Sequence[dict[str, Any]], count: int, run: str) -> Iterator[dict[str, Any]]:
@@ -495,7 +418,7 @@ def run(env: BenchEnv, quick: bool = False) -> list[Row]:
 async def _run(env: BenchEnv, *, quick: bool) -> list[Row]:
     workdir = env.workdir / "ingest"
     workdir.mkdir(parents=True, exist_ok=True)
-    templates = gdelt_templates()
+    templates = coded_envelopes()
     batches = 10 if quick else 40
     seconds = 3.0 if quick else 8.0
     rounds = 1 if quick else 3

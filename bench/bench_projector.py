@@ -1,11 +1,9 @@
 """The projector's replay rate, beside a raw consumer that only reads and decodes.
 
 The log: N `diplomacy.event.coded` events (N >= 200,000; 20,000 with quick=True) built from
-the real rows of one GDELT 2.0 export batch (the repository's zipped copy in
-tests/fixtures/reference, or CHANCERY_GDELT_EXPORT: a .tsv or a one-file .zip), the rows
-whose two actors are known states or organisations, each row repeated under distinct ids
-(`gdelt-<GLOBALEVENTID>-<copy>`), stamped as ingest would (chancery.contract.stamp) and
-produced straight to a fresh 6-partition topic.
+the real rows of one GDELT 2.0 export batch as the importer maps them (bench/gdelt.py),
+each row repeated under distinct ids (`<GLOBALEVENTID>-<copy>`), stamped as ingest would
+(chancery.contract.stamp) and produced straight to a fresh 6-partition topic.
 
 - baseline: an aiokafka consumer reads every record and decodes it (decode_event): the
   limit of any consumer in Python. Run before and after the projector; the faster counts.
@@ -22,20 +20,15 @@ import subprocess
 import sys
 import time
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
 from chancery.contract import (
-    EVENT_TYPES,
     RECORD_CONTENT_TYPE,
-    actor_from_cameo,
-    cameo,
     decode_event,
     encode_event,
     partition_key,
@@ -45,15 +38,9 @@ from chancery.keyspace import ACTIVE_VERSION, PartitionSpace
 from services.cli.local import free_port
 
 from .framework import BenchEnv, Row
+from .gdelt import ROOT, coded_events
 
 NAME = "projector"
-ROOT = Path(__file__).resolve().parents[1]
-GDELT = Path(
-    os.environ.get(
-        "CHANCERY_GDELT_EXPORT",
-        ROOT / "tests" / "fixtures" / "reference" / "gdelt2_export_20191024143000.tsv.zip",
-    )
-)
 PARTITIONS = 6
 TARGET_RATE = 30_000
 TARGET_RATIO = 0.5
@@ -63,66 +50,9 @@ RSS_GROWTH_LIMIT = 0.10  # "flat": after the first quarter, RSS grows less than 
 # --- the log -----------------------------------------------------------------------------------
 
 
-def gdelt_templates(path: Path = GDELT) -> list[dict[str, Any]]:
-    """One event.coded envelope (as a dict) per usable GDELT 2.0 export row."""
-    table = cameo.table()
-    out = []
-    for line in _export_text(path).splitlines():
-        row = line.split("\t")
-        if len(row) < 61:
-            continue
-        a1 = actor_from_cameo(row[5]) or actor_from_cameo(row[7])
-        a2 = actor_from_cameo(row[15]) or actor_from_cameo(row[17])
-        code = row[26]
-        if not a1 or not a2 or a1 == a2 or code not in table:
-            continue
-        day, added = row[1], row[59]
-        data: dict[str, Any] = {
-            "actor1": a1,
-            "actor2": a2,
-            "cameo": code,
-            "goldstein": float(row[30]),
-            "occurred": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
-            "mentions": int(row[31]),
-        }
-        if row[60].startswith(("http://", "https://")) and len(row[60]) <= 2048:
-            data["source_url"] = row[60]
-        out.append(
-            {
-                "specversion": "1.0",
-                "id": f"gdelt-{row[0]}",
-                "source": "https://api.gdeltproject.org/v2/export",
-                "type": "diplomacy.event.coded",
-                "time": (
-                    f"{added[:4]}-{added[4:6]}-{added[6:8]}T"
-                    f"{added[8:10]}:{added[10:12]}:{added[12:14]}Z"
-                ),
-                "data": data,
-            }
-        )
-    return out
-
-
-def _export_text(path: Path) -> str:
-    """The export's text: the file itself, or the one file a .zip holds."""
-    if path.suffix != ".zip":
-        return path.read_text(encoding="utf-8")
-    with zipfile.ZipFile(path) as archive:
-        (name,) = archive.namelist()
-        return archive.read(name).decode("utf-8")
-
-
 def gdelt_log(count: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of `count` stamped events with distinct ids, from the real rows."""
-    cls = EVENT_TYPES["diplomacy.event.coded"]
-    templates = []
-    for t in gdelt_templates():
-        try:
-            templates.append(cls.model_validate(t))
-        except ValueError:
-            continue  # a row the contract refuses (e.g. occurred after reported)
-    if not templates:
-        raise RuntimeError(f"no usable GDELT rows in {GDELT}")
+    templates = coded_events()
     recorded = datetime(2019, 10, 24, 14, 45, tzinfo=UTC)
     out = []
     for i in range(count):

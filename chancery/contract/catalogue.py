@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -551,30 +551,7 @@ class EventRetracted(EventEnvelope):
         return data
 
 
-Event = Annotated[
-    EnvoyAppointed
-    | VisitAnnounced
-    | VisitLegStarted
-    | VisitLegCompleted
-    | VisitPostponed
-    | VisitRescheduled
-    | VisitCancelled
-    | VisitCompleted
-    | MeetingHeld
-    | RelationsChanged
-    | PartnershipDeclared
-    | StanceDeclared
-    | StatementMade
-    | ProposalMade
-    | ProposalRejected
-    | IncidentOccurred
-    | EventCoded
-    | EventRetracted,
-    Field(discriminator="type"),
-]
-"""Any Chancery event: the union, discriminated on `type`."""
-
-EventClass = type[
+AnyEvent: TypeAlias = (
     EnvoyAppointed
     | VisitAnnounced
     | VisitLegStarted
@@ -593,7 +570,13 @@ EventClass = type[
     | IncidentOccurred
     | EventCoded
     | EventRetracted
-]
+)
+"""The union of every event class."""
+
+Event = Annotated[AnyEvent, Field(discriminator="type")]
+"""Any Chancery event: the union, discriminated on `type`."""
+
+EventClass = type[AnyEvent]
 
 
 def _tag(cls: type[EventEnvelope]) -> str:

@@ -25,14 +25,13 @@ readonly TEMPLATE="${HERE}/server.properties.template"
 readonly LOG4J2="${HERE}/log4j2.xml"
 readonly DEFAULT_PORT=9092
 readonly DEFAULT_CONTROLLER_PORT=9093
+readonly SCRIPT=kafka.sh SERVER=broker PID_FILE=kafka.pid
+# shellcheck source=infra/lib/server.sh
+. "${HERE}/../lib/server.sh"
 
-die() {
-    printf 'kafka.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-log() {
-    printf 'kafka.sh: %s\n' "$*" >&2
+# This data dir's broker: its command line names the data dir's server.properties.
+is_server() {
+    tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$2/server.properties"
 }
 
 kafka_version() {
@@ -111,12 +110,6 @@ ensure_jars() {
     printf '%s\n' "${dir}"
 }
 
-check_port() {
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || (("$1" < 1 || "$1" > 65535)); then
-        die "not a port: $1"
-    fi
-}
-
 # render_config DATA_DIR PORT CONTROLLER_PORT
 render_config() {
     local data_dir="$1" port="$2" controller_port="$3"
@@ -133,11 +126,6 @@ render_config() {
 
 is_formatted() {
     [[ -f "$1/kraft/meta.properties" ]]
-}
-
-abs_dir() {
-    mkdir -p "$1"
-    (cd "$1" && pwd)
 }
 
 cmd_format() {
@@ -162,20 +150,6 @@ cmd_format() {
         -cp "${jars}/*" kafka.tools.StorageTool format \
         -t "${cluster_id}" -c "${data_dir}/server.properties" --standalone >&2
     log "formatted ${data_dir} (cluster ${cluster_id})"
-}
-
-# Prints the pid from DATA_DIR/kafka.pid when that process is alive and is this data
-# dir's broker (guards against a stale pid file whose pid was reused).
-running_pid() {
-    local data_dir="$1" pid state
-    [[ -f "${data_dir}/kafka.pid" ]] || return 1
-    pid="$(cat "${data_dir}/kafka.pid")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/${pid}/stat" ]] || return 1
-    state="$(sed -e 's/^.*) //' "/proc/${pid}/stat" | cut -d ' ' -f 1)"
-    [[ "${state}" != "Z" ]] || return 1
-    tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF "${data_dir}/server.properties" || return 1
-    printf '%s\n' "${pid}"
 }
 
 cmd_start() {
@@ -291,52 +265,6 @@ cmd_wait() {
     done
     tail -n 30 "${data_dir}/logs/server.log" >&2 2>/dev/null || true
     die "the broker on 127.0.0.1:${port} was not ready after ${timeout}s"
-}
-
-cmd_stop() {
-    local data_dir="" timeout=30 signal=TERM pid deadline
-    while (($# > 0)); do
-        case "$1" in
-            --data-dir) data_dir="$2"; shift 2 ;;
-            --timeout) timeout="$2"; shift 2 ;;
-            --kill) signal=KILL; shift ;;
-            *) die "stop: unknown argument $1" ;;
-        esac
-    done
-    [[ -n "${data_dir}" ]] || die "usage: kafka.sh stop --data-dir D [--timeout SECONDS]"
-    [[ -d "${data_dir}" ]] || { log "no ${data_dir}: nothing to stop"; return 0; }
-    data_dir="$(abs_dir "${data_dir}")"
-    if ! pid="$(running_pid "${data_dir}")"; then
-        rm -f "${data_dir}/kafka.pid"
-        log "no broker running on ${data_dir}"
-        return 0
-    fi
-    kill -s "${signal}" "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + timeout))
-    while running_pid "${data_dir}" >/dev/null; do
-        if ((SECONDS >= deadline)); then
-            log "broker pid ${pid} still running after ${timeout}s: SIGKILL"
-            kill -s KILL "${pid}" 2>/dev/null || true
-            deadline=$((SECONDS + 10))
-            signal=KILL
-        fi
-        sleep 0.1
-    done
-    rm -f "${data_dir}/kafka.pid"
-    log "stopped broker pid ${pid} (SIG${signal})"
-}
-
-cmd_status() {
-    local data_dir=""
-    while (($# > 0)); do
-        case "$1" in
-            --data-dir) data_dir="$2"; shift 2 ;;
-            *) die "status: unknown argument $1" ;;
-        esac
-    done
-    [[ -n "${data_dir}" && -d "${data_dir}" ]] || return 1
-    data_dir="$(abs_dir "${data_dir}")"
-    running_pid "${data_dir}"
 }
 
 main() {

@@ -14,14 +14,17 @@
 set -euo pipefail
 
 readonly DEFAULT_PORT=6379
+readonly SCRIPT=redis.sh SERVER=redis-server PID_FILE=redis.pid
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly HERE
+# shellcheck source=infra/lib/server.sh
+. "${HERE}/../lib/server.sh"
 
-die() {
-    printf 'redis.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-log() {
-    printf 'redis.sh: %s\n' "$*" >&2
+# A redis-server (or its AOF checker at start-up) by its executable.
+is_server() {
+    local exe
+    exe="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
+    [[ "${exe}" == */redis-server* || "${exe}" == */redis-check-* ]]
 }
 
 as_root() {
@@ -48,32 +51,6 @@ cmd_install() {
         as_root "${apt[@]}" >&2
     fi
     command -v redis-server >/dev/null || die "redis-server still missing after apt-get"
-}
-
-abs_dir() {
-    mkdir -p "$1"
-    (cd "$1" && pwd)
-}
-
-# Prints the pid from DATA_DIR/redis.pid when that process is alive and is redis-server
-# (guards against a stale pid file whose pid was reused).
-running_pid() {
-    local data_dir="$1" pid state exe
-    [[ -f "${data_dir}/redis.pid" ]] || return 1
-    pid="$(cat "${data_dir}/redis.pid")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/${pid}/stat" ]] || return 1
-    state="$(sed -e 's/^.*) //' "/proc/${pid}/stat" | cut -d ' ' -f 1)"
-    [[ "${state}" != "Z" ]] || return 1
-    exe="$(readlink "/proc/${pid}/exe" 2>/dev/null || true)"
-    [[ "${exe}" == */redis-server* || "${exe}" == */redis-check-* ]] || return 1
-    printf '%s\n' "${pid}"
-}
-
-check_port() {
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || (("$1" < 1 || "$1" > 65535)); then
-        die "not a port: $1"
-    fi
 }
 
 cmd_start() {
@@ -149,52 +126,6 @@ cmd_wait() {
     done
     tail -n 20 "${data_dir}/redis.log" >&2 2>/dev/null || true
     die "redis on 127.0.0.1:${port} did not answer PING after ${timeout}s"
-}
-
-cmd_stop() {
-    local data_dir="" timeout=20 signal=TERM pid deadline
-    while (($# > 0)); do
-        case "$1" in
-            --data-dir) data_dir="$2"; shift 2 ;;
-            --timeout) timeout="$2"; shift 2 ;;
-            --kill) signal=KILL; shift ;;
-            *) die "stop: unknown argument $1" ;;
-        esac
-    done
-    [[ -n "${data_dir}" ]] || die "usage: redis.sh stop --data-dir D [--timeout SECONDS]"
-    [[ -d "${data_dir}" ]] || { log "no ${data_dir}: nothing to stop"; return 0; }
-    data_dir="$(abs_dir "${data_dir}")"
-    if ! pid="$(running_pid "${data_dir}")"; then
-        rm -f "${data_dir}/redis.pid"
-        log "no Redis server running on ${data_dir}"
-        return 0
-    fi
-    kill -s "${signal}" "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + timeout))
-    while running_pid "${data_dir}" >/dev/null; do
-        if ((SECONDS >= deadline)); then
-            log "redis-server pid ${pid} still running after ${timeout}s: SIGKILL"
-            kill -s KILL "${pid}" 2>/dev/null || true
-            deadline=$((SECONDS + 10))
-            signal=KILL
-        fi
-        sleep 0.05
-    done
-    rm -f "${data_dir}/redis.pid"
-    log "stopped redis-server pid ${pid} (SIG${signal})"
-}
-
-cmd_status() {
-    local data_dir=""
-    while (($# > 0)); do
-        case "$1" in
-            --data-dir) data_dir="$2"; shift 2 ;;
-            *) die "status: unknown argument $1" ;;
-        esac
-    done
-    [[ -n "${data_dir}" && -d "${data_dir}" ]] || return 1
-    data_dir="$(abs_dir "${data_dir}")"
-    running_pid "${data_dir}"
 }
 
 main() {

@@ -117,47 +117,50 @@ RELATION_LIST_EXAMPLE: dict[str, Any] = {
     ),
 }
 
+# The seeds' Vienna talks, as the timelines and the events by id show them.
+VIENNA_TALKS_ITEM: dict[str, Any] = {
+    "log_position": "chancery.events@3:0",
+    "retracted": False,
+    "event": {
+        "specversion": "1.0",
+        "id": "wang-yi-sullivan-vienna-talks",
+        "source": "https://chancery.example/seeds/article-li-hui-2023-05-12",
+        "type": "diplomacy.meeting.held",
+        "time": "2023-05-12T00:00:00Z",
+        "datacontenttype": "application/json",
+        "recordedtime": "2023-05-12T09:16:00Z",
+        "partitionkey": "CHN|USA",
+        "data": {
+            "occurred": "2023-05-10/2023-05-11",
+            "parties": ["CHN", "USA"],
+            "mode": "in_person",
+            "participants": [
+                {
+                    "id": "wang-yi",
+                    "name": "Wang Yi",
+                    "country": "CHN",
+                    "role": "top diplomat of the ruling Communist Party",
+                },
+                {
+                    "id": "jake-sullivan",
+                    "name": "Jake Sullivan",
+                    "country": "USA",
+                    "role": "national security adviser",
+                },
+            ],
+            "city": "Vienna",
+            "country": "AUT",
+            "topic": "improving and stabilizing bilateral relations",
+            "characterisations": ["candid", "in-depth", "substantive", "constructive"],
+        },
+    },
+}
+
 TIMELINE_EXAMPLE: dict[str, Any] = {
     "position": "chancery.events@0:6,1:0,2:1,3:1,4:1,5:4",
     "timeline": "pair:CHN|USA",
     "items": [
-        {
-            "log_position": "chancery.events@3:0",
-            "retracted": False,
-            "event": {
-                "specversion": "1.0",
-                "id": "wang-yi-sullivan-vienna-talks",
-                "source": "https://chancery.example/seeds/article-li-hui-2023-05-12",
-                "type": "diplomacy.meeting.held",
-                "time": "2023-05-12T00:00:00Z",
-                "datacontenttype": "application/json",
-                "recordedtime": "2023-05-12T09:16:00Z",
-                "partitionkey": "CHN|USA",
-                "data": {
-                    "occurred": "2023-05-10/2023-05-11",
-                    "parties": ["CHN", "USA"],
-                    "mode": "in_person",
-                    "participants": [
-                        {
-                            "id": "wang-yi",
-                            "name": "Wang Yi",
-                            "country": "CHN",
-                            "role": "top diplomat of the ruling Communist Party",
-                        },
-                        {
-                            "id": "jake-sullivan",
-                            "name": "Jake Sullivan",
-                            "country": "USA",
-                            "role": "national security adviser",
-                        },
-                    ],
-                    "city": "Vienna",
-                    "country": "AUT",
-                    "topic": "improving and stabilizing bilateral relations",
-                    "characterisations": ["candid", "in-depth", "substantive", "constructive"],
-                },
-            },
-        }
+        VIENNA_TALKS_ITEM,
     ],
     "next_cursor": None,
 }
@@ -309,42 +312,6 @@ EVENT_EXAMPLE: dict[str, Any] = {
     "position": "chancery.events@0:6,1:0,2:1,3:1,4:1,5:4",
     "id": "wang-yi-sullivan-vienna-talks",
     "matches": [
-        {
-            "log_position": "chancery.events@3:0",
-            "retracted": False,
-            "event": {
-                "specversion": "1.0",
-                "id": "wang-yi-sullivan-vienna-talks",
-                "source": "https://chancery.example/seeds/article-li-hui-2023-05-12",
-                "type": "diplomacy.meeting.held",
-                "time": "2023-05-12T00:00:00Z",
-                "datacontenttype": "application/json",
-                "recordedtime": "2023-05-12T09:16:00Z",
-                "partitionkey": "CHN|USA",
-                "data": {
-                    "occurred": "2023-05-10/2023-05-11",
-                    "parties": ["CHN", "USA"],
-                    "mode": "in_person",
-                    "participants": [
-                        {
-                            "id": "wang-yi",
-                            "name": "Wang Yi",
-                            "country": "CHN",
-                            "role": "top diplomat of the ruling Communist Party",
-                        },
-                        {
-                            "id": "jake-sullivan",
-                            "name": "Jake Sullivan",
-                            "country": "USA",
-                            "role": "national security adviser",
-                        },
-                    ],
-                    "city": "Vienna",
-                    "country": "AUT",
-                    "topic": "improving and stabilizing bilateral relations",
-                    "characterisations": ["candid", "in-depth", "substantive", "constructive"],
-                },
-            },
-        }
+        VIENNA_TALKS_ITEM,
     ],
 }

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from chancery.settings import AuthSettings, CommonSettings, ProjectorSettings
 
 from . import settings as cli_settings
 from .errors import BadInput, CliError
+
+if TYPE_CHECKING:
+    from .importers.datasets import DatasetName
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,7 +66,7 @@ IngestUrl = Annotated[
     str | None,
     typer.Option(
         "--ingest-url",
-        help="Ingest's base URL [env CHANCERY_INGEST_URL; default http://127.0.0.1:8001].",
+        help="Ingest's base URL (env CHANCERY_INGEST_URL; default http://127.0.0.1:8001).",
         show_default=False,
     ),
 ]
@@ -71,7 +74,7 @@ ApiUrl = Annotated[
     str | None,
     typer.Option(
         "--api-url",
-        help="The API's base URL [env CHANCERY_API_URL; default http://127.0.0.1:8002].",
+        help="The API's base URL (env CHANCERY_API_URL; default http://127.0.0.1:8002).",
         show_default=False,
     ),
 ]
@@ -79,8 +82,8 @@ ProjectorUrl = Annotated[
     str | None,
     typer.Option(
         "--projector-url",
-        help="The projector's status URL [env CHANCERY_PROJECTOR_URL; default "
-        "http://127.0.0.1:8003].",
+        help="The projector's status URL (env CHANCERY_PROJECTOR_URL; default "
+        "http://127.0.0.1:8003).",
         show_default=False,
     ),
 ]
@@ -88,8 +91,8 @@ KeyFile = Annotated[
     Path | None,
     typer.Option(
         "--key-file",
-        help="File holding the API key [env CHANCERY_KEY (the key) or CHANCERY_KEY_FILE; "
-        "default .chancery/dev-key].",
+        help="File holding the API key (env CHANCERY_KEY, the key, or CHANCERY_KEY_FILE; "
+        "default .chancery/dev-key).",
         show_default=False,
     ),
 ]
@@ -285,68 +288,55 @@ RetryFor = Annotated[
 ]
 
 
-@import_app.command("gdelt")
-@reported
-def import_gdelt(
-    files: Files,
-    *,
-    ingest_url: IngestUrl = None,
-    key_file: KeyFile = None,
-    batch_size: BatchSize = 1000,
-    dry_run: DryRun = False,
-    skips: SkipsFile = None,
-    retry_for: RetryFor = 120.0,
-) -> None:
+def _importer(dataset: DatasetName, doc: str) -> None:
+    """`chancery import DATASET FILE...`: one command per dataset, the same options."""
+
+    def command(
+        files: Files,
+        *,
+        ingest_url: IngestUrl = None,
+        key_file: KeyFile = None,
+        batch_size: BatchSize = 1000,
+        dry_run: DryRun = False,
+        skips: SkipsFile = None,
+        retry_for: RetryFor = 120.0,
+    ) -> None:
+        from .importing import run_import
+
+        run_import(
+            dataset,
+            files,
+            ingest_url=ingest_url,
+            key_file=key_file,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            skips=skips,
+            retry_for=retry_for,
+        )
+
+    command.__name__ = f"import_{dataset}"
+    command.__doc__ = doc
+    import_app.command(dataset)(reported(command))
+
+
+_importer(
+    "gdelt",
     """Import GDELT 2.0 export files (61 columns; GDELT 1.0 files are refused).
 
     Each row becomes a diplomacy.event.coded (id = GLOBALEVENTID); 040/041/044/046 rows also
     a diplomacy.meeting.held. Rows naming no state or known organisation on either side, the
     same one on both, an unknown CAMEO code or a bad date are skipped and counted.
-    """
-    from .importing import run_import
-
-    run_import(
-        "gdelt",
-        files,
-        ingest_url=ingest_url,
-        key_file=key_file,
-        batch_size=batch_size,
-        dry_run=dry_run,
-        skips=skips,
-        retry_for=retry_for,
-    )
-
-
-@import_app.command("icews")
-@reported
-def import_icews(
-    files: Files,
-    *,
-    ingest_url: IngestUrl = None,
-    key_file: KeyFile = None,
-    batch_size: BatchSize = 1000,
-    dry_run: DryRun = False,
-    skips: SkipsFile = None,
-    retry_for: RetryFor = 120.0,
-) -> None:
+    """,
+)
+_importer(
+    "icews",
     """Import ICEWS event files (.tab with its header line; NA for missing values).
 
     Each row becomes a diplomacy.event.coded (id = Event ID); 040/041/044/046 rows also a
     diplomacy.meeting.held, and 042/043 rows whose traveller is a named person a
     diplomacy.visit.leg.started. Skipped rows are counted by reason.
-    """
-    from .importing import run_import
-
-    run_import(
-        "icews",
-        files,
-        ingest_url=ingest_url,
-        key_file=key_file,
-        batch_size=batch_size,
-        dry_run=dry_run,
-        skips=skips,
-        retry_for=retry_for,
-    )
+    """,
+)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -576,10 +566,10 @@ def status(
     projector_url: ProjectorUrl = None,
     kafka: Annotated[
         str | None,
-        typer.Option(help="Kafka bootstrap servers [env CHANCERY_KAFKA_BOOTSTRAP_SERVERS]."),
+        typer.Option(help="Kafka bootstrap servers (env CHANCERY_KAFKA_BOOTSTRAP_SERVERS)."),
     ] = None,
     redis_url: Annotated[
-        str | None, typer.Option(help="Redis URL [env CHANCERY_REDIS_URL].")
+        str | None, typer.Option(help="Redis URL (env CHANCERY_REDIS_URL).")
     ] = None,
 ) -> None:
     """Health of ingest, API, projector, Kafka and Redis, and per partition the lag.
@@ -656,7 +646,7 @@ def dlq_replay(
     timeout: Annotated[float, typer.Option(min=1, help="Give up after this many seconds.")] = 60,
     kafka: Annotated[
         str | None,
-        typer.Option(help="Kafka bootstrap servers [env CHANCERY_KAFKA_BOOTSTRAP_SERVERS]."),
+        typer.Option(help="Kafka bootstrap servers (env CHANCERY_KAFKA_BOOTSTRAP_SERVERS)."),
     ] = None,
 ) -> None:
     """Publish parked events again to the event topic, once their cause is fixed.
