@@ -585,6 +585,31 @@ def _latest_run(entries: Iterable[_E], value: Callable[[_E], object]) -> list[_E
     return run
 
 
+def _status(entry: StatusEntry) -> Status:
+    return entry.status
+
+
+def _most_precise(entries: Iterable[StatusEntry]) -> list[StatusEntry]:
+    """The entries, less those a finer report of the same change makes precise.
+
+    "Restored in March" (an article) and "restored on 10 March" (the joint statement) are
+    one change, on 10 March: the month's report is set aside, so the state is "full since
+    10 March" and, as of 9 March, not yet full. A finer report is one whose time lies
+    strictly inside the other's.
+    """
+    entries = list(entries)
+    return [
+        entry
+        for entry in entries
+        if not any(
+            other.change == entry.change
+            and entry.when.contains(other.when)
+            and not other.when.contains(entry.when)
+            for other in entries
+        )
+    ]
+
+
 def _earliest(candidates: Iterable[ContactView]) -> ContactView | None:
     return min(
         candidates,
@@ -614,7 +639,7 @@ def view(
         return as_of is None or entry.when.sort_key() < bound
 
     days = {d: b for d, b in share.days.items() if as_of is None or d <= as_of}
-    statuses = _latest_run(filter(counts, share.statuses.values()), lambda e: e.status)
+    statuses = _latest_run(filter(counts, _most_precise(share.statuses.values())), _status)
     partnerships = _latest_run(filter(counts, share.partnerships.values()), lambda e: e.label)
     contacts = sorted(filter(counts, share.contacts.values()), key=lambda e: e.order)
     past = [c for c in contacts if c.when.sort_key() < bound]

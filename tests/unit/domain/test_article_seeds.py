@@ -119,3 +119,36 @@ def test_blinkens_trip_to_beijing_is_postponed_with_no_new_date(events: list[Eve
     assert (trip.status, trip.planned) == ("postponed", None)
     (leg,) = trip.legs
     assert (leg.country, leg.city, leg.status, leg.planned) == ("CHN", "Beijing", "postponed", None)
+
+
+def test_a_second_source_with_the_day_dates_the_restoration_10_march_2023(
+    events: list[Event],
+) -> None:
+    """The article says "in March"; the joint statement of Beijing gives the day. With both,
+    the day makes the month precise: "full since 10 March 2023, mediated by China"."""
+    joint_statement = parse_incoming(
+        {
+            "specversion": "1.0",
+            "id": "iran-saudi-china-joint-trilateral-statement",
+            "source": "https://chancery.example/beijing-joint-statement-2023-03-10",
+            "type": "diplomacy.relations.changed",
+            "time": "2023-03-10T15:00:00Z",
+            "data": {
+                "occurred": "2023-03-10",
+                "parties": ["IRN", "SAU"],
+                "change": "restored",
+                "mediator": "CHN",
+            },
+        }
+    )
+    state = fold_relation(Pair.of("IRN", "SAU"), [*events, joint_statement], today=PUBLISHED)
+    assert state.status == "full"
+    assert state.status_since == When("2023-03-10")
+    assert state.mediator == "CHN"
+    assert [ref.id for ref in state.status_event_ids] == [
+        "iran-saudi-china-joint-trilateral-statement"
+    ]
+    before = fold_relation(
+        Pair.of("IRN", "SAU"), [*events, joint_statement], today=PUBLISHED, as_of=date(2023, 3, 9)
+    )
+    assert before.status == "unknown"

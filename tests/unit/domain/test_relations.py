@@ -81,6 +81,26 @@ def test_status_is_the_latest_change_and_since_when_it_has_held() -> None:
     assert state.mediator == "CHN"
 
 
+def test_a_finer_report_of_the_same_change_makes_it_precise() -> None:
+    in_march = relations_changed("r1", "2023-03", "IRN", "SAU", "restored", mediator="CHN")
+    on_the_10th = relations_changed("r2", "2023-03-10", "SAU", "IRN", "restored")
+    state = fold_relation(IRN_SAU, [on_the_10th, in_march], today=TODAY)
+    assert (state.status, state.status_since) == ("full", When("2023-03-10"))
+    assert state.status_event_ids == (on_the_10th.ref,)
+    assert (
+        fold_relation(IRN_SAU, [in_march, on_the_10th], today=TODAY, as_of=date(2023, 3, 9)).status
+        == "unknown"
+    )
+
+
+def test_another_change_inside_a_coarser_one_does_not_make_it_precise() -> None:
+    in_march = relations_changed("r1", "2023-03", "IRN", "SAU", "restored")
+    upgraded = relations_changed("r2", "2023-03-20", "SAU", "IRN", "upgraded")
+    state = fold_relation(IRN_SAU, [upgraded, in_march], today=TODAY)
+    assert (state.status, state.status_since) == ("full", When("2023-03"))
+    assert state.status_event_ids == (in_march.ref, upgraded.ref)
+
+
 def test_a_new_status_starts_a_new_run() -> None:
     events = [
         relations_changed("r1", "2016-01-03", "IRN", "SAU", "severed"),
