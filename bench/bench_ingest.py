@@ -53,7 +53,7 @@ from chancery.settings import IngestSettings
 from services.cli.local import free_port
 from services.platform.kafka import event_log_producer
 
-from .framework import BenchEnv, Row, percentile
+from .framework import BenchEnv, Row, percentile, process_cpu_s
 from .gdelt import coded_envelopes
 
 BATCH_SIZE = 1000
@@ -85,23 +85,6 @@ def serialized(event: dict[str, Any], now: datetime) -> tuple[bytes, bytes]:
 
 
 # --- processes -------------------------------------------------------------------------
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process `pid` and its live children."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue  # gone (or not Linux)
-        total += (int(stat[11]) + int(stat[12])) / tick
-        todo += [int(c) for c in children]
-    return total
 
 
 @contextlib.contextmanager

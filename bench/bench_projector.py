@@ -10,6 +10,10 @@ each row repeated under distinct ids (`<GLOBALEVENTID>-<copy>`), stamped as inge
 - ours: `python -m services.projector` (a real process, default settings) replays the log
   into an empty Redis database; the rate counts from its first applied batch to its last.
   Its RSS (/proc/<pid>/status VmRSS) is sampled throughout.
+
+Context rows: the CPU time per event of the projector process beside the raw consumer's
+(the box is shared and noisy: the rates move with the load, CPU per event much less), and
+that of redis-server, which runs the projector's scripts on the same cores.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from chancery.contract import (
 from chancery.keyspace import ACTIVE_VERSION, PartitionSpace
 from services.cli.local import free_port
 
-from .framework import BenchEnv, Row
+from .framework import BenchEnv, Row, process_cpu_s
 from .gdelt import ROOT, coded_events
 
 NAME = "projector"
@@ -89,8 +93,14 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
 # --- the baseline: read and decode -------------------------------------------------------------
 
 
-async def raw_consumer_rate(bootstrap: str, topic: str, count: int) -> float:
-    """Events/s of a plain consumer that fetches and decodes every record."""
+@dataclass(frozen=True)
+class Raw:
+    rate: float  # events/s
+    cpu_us: float  # this process's CPU time per event
+
+
+async def raw_consumer(bootstrap: str, topic: str, count: int) -> Raw:
+    """A plain consumer that fetches and decodes every record: its rate and CPU time."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -102,18 +112,19 @@ async def raw_consumer_rate(bootstrap: str, topic: str, count: int) -> float:
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
         seen = 0
-        started = 0.0
+        started = cpu_started = 0.0
         while seen < count:
             batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
             if not batches:
                 continue
             if not started:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
             for records in batches.values():
                 for record in records:
                     decode_event(record.value)
                 seen += len(records)
-        return count / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return Raw(count / seconds, (time.process_time() - cpu_started) / count * 1e6)
     finally:
         await consumer.stop()
 
@@ -135,6 +146,8 @@ def rss_kib(pid: int) -> int | None:
 class Replay:
     rate: float
     seconds: float
+    cpu_us: float  # the projector's CPU time per event
+    redis_cpu_us: float | None  # redis-server's (None: a Redis not started by the bench)
     rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (fraction done, KiB)
 
     @property
@@ -173,9 +186,11 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
         cwd=ROOT,
     )
     samples: list[tuple[float, int]] = []
+    redis_pid = env.redis.pid if env.redis is not None else None
     try:
         started = 0.0
         applied_at_start = 0
+        cpu = redis_cpu = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -187,9 +202,18 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
                 samples.append((applied / count, kib))
             if applied and not started:
                 started, applied_at_start = now, applied
+                cpu = process_cpu_s(proc.pid)
+                redis_cpu = process_cpu_s(redis_pid) if redis_pid else 0.0
             if applied >= count:
                 seconds = now - started
-                return Replay((count - applied_at_start) / seconds, seconds, samples)
+                events = count - applied_at_start
+                return Replay(
+                    events / seconds,
+                    seconds,
+                    (process_cpu_s(proc.pid) - cpu) / events * 1e6,
+                    (process_cpu_s(redis_pid) - redis_cpu) / events * 1e6 if redis_pid else None,
+                    samples,
+                )
             await asyncio.sleep(0.05)
         raise RuntimeError("the projector did not finish in 600 s")
     finally:
@@ -220,15 +244,39 @@ async def _run(env: BenchEnv, quick: bool) -> list[Row]:
     topic = env.new_topic(NAME, partitions=PARTITIONS)
     await produce(env.kafka_bootstrap, topic, records)
     del records
-    raw_before = await raw_consumer_rate(env.kafka_bootstrap, topic, count)
+    raw_before = await raw_consumer(env.kafka_bootstrap, topic, count)
     replay = await projector_replay(env, topic, count, db=3)
-    raw_after = await raw_consumer_rate(env.kafka_bootstrap, topic, count)
-    raw = max(raw_before, raw_after)
+    raw_after = await raw_consumer(env.kafka_bootstrap, topic, count)
+    raw = max(raw_before.rate, raw_after.rate)
     growth = replay.rss_growth()
     note = (
         f"{count:,} GDELT-like events in {replay.seconds:.1f} s; raw consumer "
-        f"{raw_before:,.0f} before and {raw_after:,.0f} events/s after"
+        f"{raw_before.rate:,.0f} before and {raw_after.rate:,.0f} events/s after"
     )
+    context = [
+        Row(
+            NAME,
+            "CPU per event",
+            "us",
+            min(raw_before.cpu_us, raw_after.cpu_us),
+            replay.cpu_us,
+            "context",
+            note="CPU time (user + system) of the projector process over the measured replay, "
+            "beside the raw consumer's (fetch and decode only)",
+        )
+    ]
+    if replay.redis_cpu_us is not None:
+        context.append(
+            Row(
+                NAME,
+                "redis-server CPU per event",
+                "us",
+                None,
+                replay.redis_cpu_us,
+                "context",
+                note="the projector's reads and scripts, on the same cores as the projector",
+            )
+        )
     return [
         Row(
             NAME,
@@ -259,6 +307,7 @@ async def _run(env: BenchEnv, quick: bool) -> list[Row]:
             growth < RSS_GROWTH_LIMIT,
             f"RSS grew {growth:.1%} from 25% of the replay to its end",
         ),
+        *context,
     ]
 
 

@@ -148,3 +148,20 @@ def print_table(rows: Sequence[Row]) -> str:
 def save(rows: Sequence[Row], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows], indent=2) + "\n")
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its live children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # gone (or not Linux)
+        total += (int(stat[11]) + int(stat[12])) / tick
+        todo += [int(c) for c in children]
+    return total

@@ -127,7 +127,9 @@ def decode_event(raw: bytes | str) -> Event:
 
 def encode_event(event: Event) -> bytes:
     """Canonical JSON bytes of an event."""
-    return _EVENT_ADAPTER.dump_json(event, exclude_none=True)
+    # The event type's own serializer: the bytes the union's would write (its tag only picks
+    # this serializer), without the union's dispatch, which cost half of the encoding.
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
 def stamp(event: E, *, recorded_at: datetime, partition_key: str) -> E:

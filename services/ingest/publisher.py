@@ -253,15 +253,13 @@ class KafkaEventPublisher:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._enqueue(producer, records, pending)
-                futures = {id(p[0]): p[0] for p in pending if p is not None}
-                if futures:
-                    await asyncio.wait(futures.values())
+                if futures := _futures_of(pending):
+                    await asyncio.wait(futures)
         except TimeoutError:
             logger.warning("publish of %d records timed out after %.1fs", len(records), timeout_s)
         except KafkaError as exc:
             logger.warning("publish failed: %s", exc)
         unknown = False
-        fatal: BaseException | None = None
         for i, sent in enumerate(pending):
             if sent is None:
                 continue  # never handed to the producer: NotWritten("not sent")
@@ -271,8 +269,15 @@ class KafkaEventPublisher:
                 results[i] = Unknown("not acknowledged in time", _settled(future, index))
             else:
                 results[i] = _result_of(future, index)
-                if not future.cancelled() and isinstance(future.exception(), PRODUCER_FATAL):
-                    fatal = future.exception()
+        # Once per send, not per record: the records of a batch share its future.
+        fatal = next(
+            (
+                f.exception()
+                for f in _futures_of(pending)
+                if f.done() and not f.cancelled() and isinstance(f.exception(), PRODUCER_FATAL)
+            ),
+            None,
+        )
         if fatal is not None and self._producer is producer:
             self._replace_producer(f"{type(fatal).__name__}: {fatal}")
         if unknown:
@@ -359,6 +364,13 @@ def _tp(topic: str, partition: int) -> Any:
     from aiokafka.structs import TopicPartition
 
     return TopicPartition(topic, partition)
+
+
+def _futures_of(
+    pending: Sequence[tuple[asyncio.Future[Any], int] | None],
+) -> list[asyncio.Future[Any]]:
+    """The distinct futures of the records handed to the producer (one per send or batch)."""
+    return list({id(p[0]): p[0] for p in pending if p is not None}.values())
 
 
 def _result_of(future: asyncio.Future[Any], index: int) -> Written | NotWritten:
