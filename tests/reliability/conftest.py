@@ -9,13 +9,16 @@ leaves them out and `make reliability` runs everything (see the Makefile).
 - `dedicated_kafka`: a broker of the module's own, for tests that stop it (stopping the
   session's broker would break every session-scoped client);
 - `dedicated_redis`: a Redis server of the test's own, for tests that kill it;
-- `stack_db`: a fresh database on the session's Redis; `databases`, to take several.
+- `stack_db`: a fresh database on the session's Redis; `databases`, to take several;
+- `stack`: `running(...)` (tests/reliability/stack.py) on the session's Kafka, `stack_db`
+  and the module's keys; a test passes only what it changes.
 
 Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +28,8 @@ from chancery.auth import Authenticator
 from services.cli.local import KafkaServer, RedisServer, free_ports
 from tests.e2e.conftest import Keys, make_keys
 from tests.servers import _Databases
+
+from .stack import StackFactory, running
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,20 @@ def databases(_redis_databases: _Databases) -> _Databases:
 def stack_db(_redis_databases: _Databases) -> str:
     """One more empty database on the session's Redis."""
     return _redis_databases.take()
+
+
+@pytest.fixture
+def stack(
+    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
+) -> StackFactory:
+    """`running(...)` on the session's Kafka, a fresh database and the module's keys."""
+    return functools.partial(
+        running,
+        bootstrap=kafka_bootstrap,
+        redis_url=stack_db,
+        keys=keys,
+        authenticator=authenticator,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,10 @@ class Services:
         assert response.status_code == 202, response.text
         return str(response.json()["position"])
 
+    async def load(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Post `events` as one batch and wait until the projector has applied them."""
+        await self.until_applied(await self.post(events))
+
     async def until_applied(self, position: str, timeout_s: float = 120) -> None:
         """Wait until the API answers at `position` or later (the projector applied it)."""
         async with asyncio.timeout(timeout_s):
@@ -85,6 +89,10 @@ def create_topic(bootstrap: str, topic: str) -> str:
 
 def new_topic_name(tag: str) -> str:
     return f"rel.{tag}.{uuid.uuid4().hex[:10]}"
+
+
+StackFactory = Callable[..., contextlib.AbstractAsyncContextManager["Services"]]
+"""`running` with the session's Kafka, a database and the keys already given."""
 
 
 @contextlib.asynccontextmanager

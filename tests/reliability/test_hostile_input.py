@@ -26,12 +26,11 @@ import pytest
 import pytest_asyncio
 from starlette.requests import ClientDisconnect
 
-from chancery.auth import Authenticator
-from tests.e2e.conftest import Keys, seed_events
+from tests.e2e.conftest import seed_events
 from tests.unit.ingest.support import make_event
 
 from .evidence import nothing_written, problem_shape, server_errors_logged, written
-from .stack import BATCH_TYPE, EVENT_TYPE, Services, running
+from .stack import BATCH_TYPE, EVENT_TYPE, Services, StackFactory
 from .wire import RawResponse, chunked, exchange, request_head
 
 pytestmark = pytest.mark.reliability
@@ -42,17 +41,11 @@ DEPTH = 100_000
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def hostile(
-    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
-) -> AsyncIterator[Services]:
-    async with running(
-        bootstrap=kafka_bootstrap,
-        redis_url=stack_db,
-        keys=keys,
-        authenticator=authenticator,
-        ingest={"max_body_bytes": BODY_LIMIT, "body_timeout_s": BODY_TIMEOUT_S},
+async def hostile(stack: StackFactory) -> AsyncIterator[Services]:
+    async with stack(
+        ingest={"max_body_bytes": BODY_LIMIT, "body_timeout_s": BODY_TIMEOUT_S}
     ) as services:
-        await services.until_applied(await services.post(seed_events()))
+        await services.load(seed_events())
         yield services
 
 

@@ -29,13 +29,12 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from chancery import keyspace
-from chancery.auth import Authenticator
 from chancery.keyspace import PartitionSpace, UnsafeKeyPartError
-from tests.e2e.conftest import Keys, seed_events
+from tests.e2e.conftest import seed_events
 from tests.unit.ingest.support import make_event
 
 from .redis_monitor import keys_of, monitoring, patterns_of
-from .stack import BATCH_TYPE, Services, running
+from .stack import BATCH_TYPE, Services, StackFactory
 
 pytestmark = pytest.mark.reliability
 
@@ -48,17 +47,9 @@ PAYLOADS = [f"zq{n}{c}" for n, c in enumerate(CHARS)]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def injected(
-    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
-) -> AsyncIterator[Services]:
-    async with running(
-        bootstrap=kafka_bootstrap,
-        redis_url=stack_db,
-        keys=keys,
-        authenticator=authenticator,
-        api={"max_streams_per_client": 100},
-    ) as services:
-        await services.until_applied(await services.post(seed_events()))
+async def injected(stack: StackFactory) -> AsyncIterator[Services]:
+    async with stack(api={"max_streams_per_client": 100}) as services:
+        await services.load(seed_events())
         yield services
 
 

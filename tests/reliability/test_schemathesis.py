@@ -23,11 +23,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from chancery.auth import Authenticator
-from tests.e2e.conftest import Keys, seed_events
+from tests.e2e.conftest import seed_events
 
 from .fuzzing import Tally, fuzz
-from .stack import Services, running
+from .stack import Services, StackFactory
 
 pytestmark = [
     pytest.mark.reliability,
@@ -52,17 +51,9 @@ def unexpected_failures(tally: Tally) -> dict[tuple[str, str], str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def seeded(
-    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
-) -> AsyncIterator[Services]:
-    async with running(
-        bootstrap=kafka_bootstrap,
-        redis_url=stack_db,
-        keys=keys,
-        authenticator=authenticator,
-        api={"max_streams_per_client": 100},
-    ) as services:
-        await services.until_applied(await services.post(seed_events()))
+async def seeded(stack: StackFactory) -> AsyncIterator[Services]:
+    async with stack(api={"max_streams_per_client": 100}) as services:
+        await services.load(seed_events())
         yield services
 
 

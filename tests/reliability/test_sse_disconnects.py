@@ -23,12 +23,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from chancery.auth import Authenticator
 from chancery.positions import Position
-from tests.e2e.conftest import Keys
 from tests.e2e.sse import messages
 
-from .stack import Services, running
+from .stack import Services, StackFactory
 
 pytestmark = pytest.mark.reliability
 
@@ -93,15 +91,9 @@ class Subscriber:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def streaming(
-    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
-) -> AsyncIterator[Services]:
-    async with running(
-        bootstrap=kafka_bootstrap,
-        redis_url=stack_db,
-        keys=keys,
-        authenticator=authenticator,
-        api={"max_streams_per_client": 10 * SUBSCRIBERS, "stream_ping_s": 0.2},
+async def streaming(stack: StackFactory) -> AsyncIterator[Services]:
+    async with stack(
+        api={"max_streams_per_client": 10 * SUBSCRIBERS, "stream_ping_s": 0.2}
     ) as services:
         yield services
 
@@ -176,19 +168,13 @@ async def test_dropped_subscribers_resume_and_see_every_event_once_in_order(
 
 
 async def test_a_subscriber_of_an_empty_log_resumes_without_a_gap(
-    kafka_bootstrap: str, stack_db: str, keys: Keys, authenticator: Authenticator
+    stack: StackFactory,
 ) -> None:
     async with (
-        running(
-            bootstrap=kafka_bootstrap,
-            redis_url=stack_db,
-            keys=keys,
-            authenticator=authenticator,
-            api={"stream_ping_s": 0.2},
-        ) as services,
+        stack(api={"stream_ping_s": 0.2}) as services,
         httpx.AsyncClient(
             base_url=services.api_url,
-            headers={"Authorization": f"Bearer {keys.read}"},
+            headers={"Authorization": f"Bearer {services.keys.read}"},
             timeout=httpx.Timeout(30, read=10),
         ) as client,
     ):
