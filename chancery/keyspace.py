@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -51,12 +52,12 @@ def idempotency(event_key: str) -> str:
     return f"{ROOT}:ingest:v1:idem:{_checked(event_key)}"
 
 
-@dataclass(frozen=True)
-class IdempotencyRecord:
+class IdempotencyRecord(NamedTuple):
     """What ingest remembers of an event it was given: pending while being published.
 
-    A plain frozen dataclass, not a pydantic model: ingest makes two per event it accepts,
-    and these are the hot path. The stored JSON is the same as when it was a model
+    A named tuple, not a pydantic model or a frozen dataclass: ingest makes two per event it
+    accepts, and these are the hot path (a tuple is built in C; a frozen dataclass sets each
+    field through `object.__setattr__`). The stored JSON is the same as when it was a model
     (`model_dump_json(exclude_none=True)`: fields in this order, nulls left out), and
     `decode` validates it just as strictly (`_StoredIdempotencyRecord`).
     """
@@ -68,15 +69,16 @@ class IdempotencyRecord:
     partition: int | None = None
     offset: int | None = None
 
-    def encode(self) -> bytes:
-        """The stored bytes (kept once computed: a claim is sent to Redis more than once)."""
-        raw: bytes | None = self.__dict__.get("_raw")
-        if raw is None:
-            raw = self._encode()
-            object.__setattr__(self, "_raw", raw)  # a cache, not a field: frozen stays true
-        return raw
+    @classmethod
+    def pending(cls, digest: str, partition_key: str, claim: str) -> IdempotencyRecord:
+        """The claim a request holds on an event while it publishes it."""
+        return cls(digest, partition_key, "pending", claim)
 
-    def _encode(self) -> bytes:
+    def done(self, partition: int, offset: int) -> IdempotencyRecord:
+        """This event's record once the log holds it at (partition, offset)."""
+        return IdempotencyRecord(self.digest, self.partition_key, "done", None, partition, offset)
+
+    def encode(self) -> bytes:
         fields: dict[str, str | int] = {
             "digest": self.digest,
             "partition_key": self.partition_key,
@@ -94,12 +96,12 @@ class IdempotencyRecord:
     def decode(cls, raw: bytes | str) -> IdempotencyRecord:
         stored = _StoredIdempotencyRecord.model_validate_json(raw)
         return cls(
-            digest=stored.digest,
-            partition_key=stored.partition_key,
-            state=stored.state,
-            claim=stored.claim,
-            partition=stored.partition,
-            offset=stored.offset,
+            stored.digest,
+            stored.partition_key,
+            stored.state,
+            stored.claim,
+            stored.partition,
+            stored.offset,
         )
 
 

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -139,6 +139,9 @@ class _Code:
     ) -> core_schema.CoreSchema:
         check = self.check
 
+        # Codes repeat (a few hundred states and organisations): a valid one is checked once.
+        # An invalid one raises, which the cache does not keep, so its error is always fresh.
+        @lru_cache(maxsize=4096)
         def upper_then_check(value: str) -> str:
             return check(value.upper())
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from types import MappingProxyType
 from typing import Annotated, Literal
@@ -88,6 +88,7 @@ def lookup(code: str) -> CameoEntry:
     return table()[code]
 
 
+@lru_cache(maxsize=1024)  # valid codes only (an error is raised, not kept): at most 311
 def _check_code(code: str) -> str:
     if not is_known(code):
         raise PydanticCustomError(

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -85,10 +85,16 @@ class IdempotencyUnavailableError(Exception):
     """The store could not be reached; nothing about the claims is known."""
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
+    """A request's hold on one identity (a tuple: ingest makes one per event it publishes)."""
+
     event_key: str
     record: IdempotencyRecord  # state "pending", carrying this request's nonce
+    stored: bytes  # `record.encode()`, made once: a claim goes to the store more than once
+
+    @classmethod
+    def of(cls, event_key: str, record: IdempotencyRecord) -> Claim:
+        return cls(event_key, record, record.encode())
 
 
 class IdempotencyStore(Protocol):
@@ -128,7 +134,7 @@ class RedisIdempotencyStore:
         if not claims:
             return []
         keys = [keyspace.idempotency(c.event_key) for c in claims]
-        args: list[bytes | int] = [self._pending_ttl_ms, *(c.record.encode() for c in claims)]
+        args: list[bytes | int] = [self._pending_ttl_ms, *(c.stored for c in claims)]
         async with self._bounded("claim"):
             raw = await self._claim(keys=keys, args=args)
         return [IdempotencyRecord.decode(r) if r else None for r in raw]
@@ -136,18 +142,19 @@ class RedisIdempotencyStore:
     async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
         if not done:
             return
+        keys: list[str] = []
         args: list[bytes | int] = [self._ttl_s]
         for claim, record in done:
-            args += [claim.record.encode(), record.encode()]
+            keys.append(keyspace.idempotency(claim.event_key))
+            args.append(claim.stored)
+            args.append(record.encode())
         async with self._bounded("complete"):
-            await self._complete(
-                keys=[keyspace.idempotency(c.event_key) for c, _ in done], args=args
-            )
+            await self._complete(keys=keys, args=args)
 
     async def extend(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
-        args: list[bytes | int] = [self._pending_ttl_ms, *(c.record.encode() for c in claims)]
+        args: list[bytes | int] = [self._pending_ttl_ms, *(c.stored for c in claims)]
         async with self._bounded("extend"):
             await self._extend(keys=[keyspace.idempotency(c.event_key) for c in claims], args=args)
 
@@ -157,7 +164,7 @@ class RedisIdempotencyStore:
         async with self._bounded("release"):
             await self._release(
                 keys=[keyspace.idempotency(c.event_key) for c in claims],
-                args=[c.record.encode() for c in claims],
+                args=[c.stored for c in claims],
             )
 
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from chancery.contract import (
     Event,
@@ -55,8 +56,7 @@ PENDING_POLL_S = 0.05
 LOGGED_IDS = 50  # at most this many event ids in one log record
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptedEvent:
+class AcceptedEvent(NamedTuple):
     id: str
     source: str
     position: str  # the token of Position.at(topic, partition, offset)
@@ -67,10 +67,7 @@ class AcceptedEvent:
 class Accepted:
     events: list[AcceptedEvent]
     position: Position
-
-    @property
-    def appended(self) -> int:
-        return sum(1 for e in self.events if not e.duplicate)
+    appended: int  # how many of `events` this request appended (the others are duplicates)
 
 
 class IngestError(Exception):
@@ -145,44 +142,46 @@ class IngestService:
             await asyncio.gather(*still, return_exceptions=True)
 
     async def _ingest(self, events: Sequence[Event]) -> Accepted:
-        keys = [event_key(e.source, e.id) for e in events]
-        # One encoding per event: its digest now, its stamped bytes once it is ours to publish.
-        unstamped = [encode_unstamped(e) for e in events]
-        digests = [digest_of(raw) for raw in unstamped]
+        # One pass over the events: each one's identity, partition key (None for a retraction:
+        # resolved below) and one encoding: its digest now, its stamped bytes once it is ours
+        # to publish.
+        keys: list[str] = []
+        unstamped: list[bytes] = []
+        digests: list[str] = []
+        pkeys: list[str | None] = []
+        for e in events:
+            raw = encode_unstamped(e)
+            keys.append(event_key(e.source, e.id))
+            unstamped.append(raw)
+            digests.append(digest_of(raw))
+            pkeys.append(partition_key(e))
 
         # 1. Identities repeated inside the request: same content is one event, else a conflict.
         first_index: dict[str, int] = {}
         conflicts: list[dict[str, object]] = []
-        for i, (key, dig) in enumerate(zip(keys, digests, strict=True)):
+        for i, key in enumerate(keys):
             j = first_index.setdefault(key, i)
-            if j != i and digests[j] != dig:
+            if j != i and digests[j] != digests[i]:
                 conflicts.append(_conflict(i, events[i], f"differs from event {j} of this request"))
         if conflicts:
             raise ConflictError(conflicts)
         unique = sorted(first_index.values())
 
         # 2. Partition keys: retractions go where their target went.
-        pkeys = await self._partition_keys(events, keys, unique, first_index)
+        resolved = await self._partition_keys(events, keys, pkeys, unique, first_index)
 
         # 3. Claim every identity; known ones answer from memory, conflicting ones abort.
         nonce = secrets.token_hex(8)
-        claims = {
-            i: Claim(
-                keys[i],
-                IdempotencyRecord(
-                    digest=digests[i], partition_key=pkeys[i], state="pending", claim=nonce
-                ),
-            )
-            for i in unique
-        }
+        pending = IdempotencyRecord.pending
+        claims = {i: Claim.of(keys[i], pending(digests[i], resolved[i], nonce)) for i in unique}
         known, ours = await self._claim(events, unique, claims)
 
         # 4. Publish what is new, then remember what Kafka acknowledged.
         recorded = recorded_json(self._clock())
         records = [
             OutgoingRecord(
-                key=pkeys[i].encode(),
-                value=stamp_encoded(unstamped[i], recorded=recorded, partition_key=pkeys[i]),
+                key=resolved[i].encode(),
+                value=stamp_encoded(unstamped[i], recorded=recorded, partition_key=resolved[i]),
             )
             for i in ours
         ]
@@ -199,7 +198,9 @@ class IngestService:
         for i, result in zip(ours, results, strict=True):
             claim = claims[i]
             if isinstance(result, Written):
-                completed.append((claim, _done(claim, result)))
+                record = claim.record.done(result.partition, result.offset)
+                completed.append((claim, record))
+                known[claim.event_key] = record
             elif isinstance(result, Unknown):
                 unknown.append((claim, result))
                 failure = failure or result.reason
@@ -225,10 +226,10 @@ class IngestService:
                 extra={"event_ids": [events[i].id for i in ours][:LOGGED_IDS]},
             )
             raise UnavailableError(f"the event log did not accept the events: {failure}")
-        for claim, record in completed:
-            known[claim.event_key] = record
 
-        appended = {claims[i].event_key for i in ours}
+        # 5. The answer: every event's position; those this request did not append (known
+        # before, or repeated in the request) are duplicates.
+        appended = set(ours)
         accepted: list[AcceptedEvent] = []
         covering: dict[int, int] = {}
         prefix = self._position_prefix  # "<topic>@": the token of one entry follows
@@ -240,19 +241,14 @@ class IngestService:
             if covering.get(partition, -1) < offset:
                 covering[partition] = offset
             accepted.append(
-                AcceptedEvent(
-                    id=e.id,
-                    source=e.source,
-                    position=f"{prefix}{partition}:{offset}",
-                    duplicate=keys[i] not in appended or first_index[keys[i]] != i,
-                )
+                AcceptedEvent(e.id, e.source, f"{prefix}{partition}:{offset}", i not in appended)
             )
-        answer = Accepted(accepted, Position(self.topic, covering))
+        answer = Accepted(accepted, Position(self.topic, covering), len(ours))
         logger.info(
             "accepted %d events (%d appended) at %s",
             len(accepted),
             len(records),
-            answer.position.token(),
+            answer.position,
             extra={"event_ids": [e.id for e in events[:LOGGED_IDS]], "events": len(events)},
         )
         return answer
@@ -344,7 +340,7 @@ class IngestService:
                     logger.warning("could not extend claims of unknown outcome: %s", exc)
             results: list[Written | NotWritten] = outcomes.result()
             completed = [
-                (claim, _done(claim, r))
+                (claim, claim.record.done(r.partition, r.offset))
                 for (claim, _), r in zip(unknown, results, strict=True)
                 if isinstance(r, Written)
             ]
@@ -371,15 +367,18 @@ class IngestService:
         self,
         events: Sequence[Event],
         keys: Sequence[str],
+        pkeys: list[str | None],
         unique: Sequence[int],
         first_index: dict[str, int],
     ) -> list[str]:
-        pkeys: list[str | None] = [partition_key(e) for e in events]
+        """Every event's partition key: `pkeys` (`partition_key` of each event), with each
+        retraction's None replaced by its target's key."""
         targets: dict[int, str] = {}
         for i in unique:
-            target = retraction_target(events[i])
-            if target is not None:
-                targets[i] = event_key(*target)
+            if pkeys[i] is None:
+                target = retraction_target(events[i])
+                if target is not None:
+                    targets[i] = event_key(*target)
         if not targets:
             return [k or "" for k in pkeys]
         problems: list[dict[str, object]] = []
@@ -428,17 +427,6 @@ def client_digest(event: Event) -> str:
     """`content_digest(event)`, as ingest computes it (from `encode_unstamped`, whose bytes
     it then stamps). A unit test holds this equal to `content_digest`."""
     return digest_of(encode_unstamped(event))
-
-
-def _done(claim: Claim, written: Written) -> IdempotencyRecord:
-    pending = claim.record
-    return IdempotencyRecord(
-        digest=pending.digest,
-        partition_key=pending.partition_key,
-        state="done",
-        partition=written.partition,
-        offset=written.offset,
-    )
 
 
 def _conflict(index: int, event: Event, why: str) -> dict[str, object]:

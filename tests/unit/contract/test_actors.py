@@ -53,6 +53,19 @@ def test_an_actor_is_a_state_or_a_registry_organisation() -> None:
     assert caught.value.errors()[0]["type"] == "unknown_actor"
 
 
+@pytest.mark.parametrize("given", ["usa", "USA", "xxx", "NAT"])
+def test_an_actor_from_json_answers_the_same_every_time(given: str) -> None:
+    """Valid codes are remembered once checked; an invalid one is refused every time."""
+    answers = []
+    for _ in range(3):
+        try:
+            answers.append(_Actor.model_validate_json(f'{{"code":"{given}"}}').code)
+        except ValidationError as exc:
+            answers.append(exc.errors(include_url=False)[0]["type"])
+    assert len(set(answers)) == 1
+    assert answers[0] in ("USA", "unknown_actor")
+
+
 def test_no_organisation_code_can_be_mistaken_for_a_state() -> None:
     assert not [code for code in IGOS if is_country(code)]
 

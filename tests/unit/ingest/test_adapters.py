@@ -4,7 +4,6 @@ the partition `send()` would pick."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 
 def claim(key: str, nonce: str) -> Claim:
-    return Claim(
+    return Claim.of(
         key,
         IdempotencyRecord(digest="d" * 32, partition_key="CHN|USA", state="pending", claim=nonce),
     )
@@ -67,7 +66,7 @@ async def test_complete_only_replaces_our_own_claim() -> None:
     store = InMemoryIdempotencyStore()
     ours, theirs = claim("e" * 32, "ours"), claim("e" * 32, "theirs")
     await store.claim([theirs])
-    done = replace(ours.record, state="done", claim=None, partition=1, offset=2)
+    done = ours.record.done(partition=1, offset=2)
 
     await store.complete([(ours, done)])
 
@@ -88,7 +87,7 @@ def test_an_idempotency_record_is_stored_as_it_always_was() -> None:
     pending = IdempotencyRecord(
         digest="d" * 32, partition_key="CHN|USA", state="pending", claim="0123456789abcdef"
     )
-    done = replace(pending, state="done", claim=None, partition=3, offset=1234567890123)
+    done = pending.done(partition=3, offset=1234567890123)
     assert pending.encode() == (
         b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
         b'"state":"pending","claim":"0123456789abcdef"}'
