@@ -32,14 +32,20 @@ from .store import RedisReadModelWriter
 logger = logging.getLogger(__name__)
 
 START_RETRY_S = 1.0
-GEN0_THRESHOLD = 50_000
-"""The collector's first-generation threshold while the projector runs. A round and the one
-fetched ahead hold about 40,000 young containers (some 11 per event: the event and its
-data, their dicts and field sets, the LogRecord, aiokafka's record) that reference counting
-frees when the round ends. At 20,000 a collection still started every few rounds and
-scanned all of them, 20-25 ms each: 2 us an event, a tenth of the projector's CPU. Above a
-round's worth it almost never runs. Peak RSS rose by about 10 MiB (reached at start, where
-the consumer's fetch buffers dominate it) and stays flat."""
+YOUNG_PER_EVENT = 25
+"""The collector's first-generation threshold while the projector runs, per event of a round
+(`CHANCERY_PROJECTOR_BATCH_EVENTS`). A round and the one fetched ahead hold some 20 young
+containers per event of a round (about 11 per event: the event and its data, their dicts and
+field sets, the LogRecord, aiokafka's record) that reference counting frees when the round
+ends. At 2,000 events a round and a threshold of 20,000 a collection still started every
+few rounds and scanned all of them, 20-25 ms each: 2 us an event, a tenth of the projector's
+CPU. Above a round's worth it almost never runs, so the threshold grows with the round. Peak
+RSS rose by about 10 MiB (reached at start, where the consumer's fetch buffers dominate it)
+and stays flat."""
+
+
+def gen0_threshold(max_batch_events: int) -> int:
+    return YOUNG_PER_EVENT * max_batch_events
 
 
 async def _start_kafka_client(client: AIOKafkaConsumer | AIOKafkaProducer, what: str) -> None:
@@ -127,7 +133,7 @@ async def run_live(settings: ProjectorSettings, stop: asyncio.Event | None = Non
         serving = asyncio.create_task(server.serve(), name="projector-status")
         try:
             await projector.start_live()
-            with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
+            with frozen_startup_heap(gen0_threshold=gen0_threshold(settings.max_batch_events)):
                 await projector.run(stop)
         finally:
             server.should_exit = True
@@ -155,7 +161,7 @@ async def run_rebuild(
         version = await writer.new_version(partitions)
         logger.info("rebuilding read models into version %d", version)
         await projector.start_rebuild(version)
-        with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
+        with frozen_startup_heap(gen0_threshold=gen0_threshold(settings.max_batch_events)):
             await projector.run(asyncio.Event())
         if not await writer.mark_ready_if_caught_up(version, partitions):
             raise RuntimeError(f"version {version} did not catch up; the pointer was not moved")

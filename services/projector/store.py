@@ -97,6 +97,7 @@ if last[1] ~= nil then top = tonumber(string.match(last[1][1], '^%d+')) end
 local added = false
 local skipped = 0
 local gathered = {}
+local gathered_n = {}
 local gathered_keys = {}
 i = 6
 while i <= n do
@@ -122,15 +123,19 @@ while i <= n do
     for j = i + 2, i + 1 + nk do
       local k = tonumber(ARGV[j])
       local members = gathered[k]
+      local at = gathered_n[k]
       if members == nil then
         members = {}
+        at = 0
         gathered[k] = members
         gathered_keys[#gathered_keys + 1] = k
       end
       for m = first, final do
-        members[#members + 1] = 0
-        members[#members + 1] = ARGV[m]
+        members[at + 1] = 0
+        members[at + 2] = ARGV[m]
+        at = at + 2
       end
+      gathered_n[k] = at
     end
     i = final + 1
   elseif op == 'I' then
@@ -153,8 +158,9 @@ while i <= n do
 end
 for _, k in ipairs(gathered_keys) do
   local members = gathered[k]
-  for s = 1, #members, 1000 do
-    redis.call('ZADD', KEYS[k], unpack(members, s, math.min(s + 999, #members)))
+  local count = gathered_n[k]
+  for s = 1, count, 1000 do
+    redis.call('ZADD', KEYS[k], unpack(members, s, math.min(s + 999, count)))
   end
 end
 if added then
