@@ -71,6 +71,14 @@ class WritePlan:
         if delta:
             self.ops.extend(("I", self.key(key), name, delta))
 
+    def hincrby_each(self, deltas: Mapping[tuple[str, str], int]) -> None:
+        """`hincrby` of every (key, field) of `deltas`, in their order."""
+        ops = self.ops
+        key_index = self._index.get
+        for (key, name), delta in deltas.items():
+            if delta:
+                ops += ("I", key_index(key) or self.key(key), name, delta)
+
     def hset(self, key: str, mapping: Mapping[str, bytes | str]) -> None:
         names = list(mapping)
         values = list(mapping.values())

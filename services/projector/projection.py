@@ -63,6 +63,8 @@ from .plan import WritePlan
 from .records import LogRecord
 
 CODED_TYPE = "diplomacy.event.coded"
+CODED_SUFFIX = keyspace.timeline_member("", CODED_TYPE)
+"""What keyspace.timeline_member appends to a coded event's order string."""
 CACHE_LIMIT = 50_000
 """Entries per memo (keys of a partition, coded-event facts) before it starts afresh."""
 MAX_SPACES = 64
@@ -172,7 +174,7 @@ class _Keys:
 class _CodedFacts:
     """What a coded event's day, code and Goldstein value add, as plain values."""
 
-    __slots__ = ("day_fields", "kind", "sort_key", "when")
+    __slots__ = ("contact_suffix", "day_fields", "kind", "sort_key", "when")
 
     def __init__(self, occurred: When, code: str, goldstein: float | None) -> None:
         entry = cameo.lookup(code)
@@ -183,6 +185,10 @@ class _CodedFacts:
         self.kind = coded_contact_kind(code)
         self.sort_key = occurred.sort_key()
         self.when = occurred.text
+        # what keyspace.contact_member_of appends to the order string (None: no contact)
+        self.contact_suffix = (
+            None if self.kind is None else keyspace.contact_member_of("", self.kind, self.when)
+        )
 
 
 _FACTS: dict[tuple[str, str, float | None], _CodedFacts] = {}
@@ -409,10 +415,10 @@ class ReadModelProjection:
                     )
                     coded_counts[(coded, facts)] += 1  # its day fields and relation index
                     order = f"{facts.sort_key} {event.source} {event.id}"
-                    if facts.kind is not None:
-                        member = keyspace.contact_member_of(order, facts.kind, facts.when)
-                        contacts[coded.contacts][member] = True
-                    coded_members[coded].append(f"{order} {CODED_TYPE}")
+                    suffix = facts.contact_suffix
+                    if suffix is not None:  # keyspace.contact_member_of, its tail made once
+                        contacts[coded.contacts][order + suffix] = True
+                    coded_members[coded].append(order + CODED_SUFFIX)
                     continue
             refs = timeline_refs(event)
             plan.xadd(offset, ident, event.type, " ".join(refs.countries))
@@ -552,8 +558,7 @@ def _emit(changes: _Changes, space: PartitionSpace, plan: WritePlan) -> None:
         first, second = coded.partners
         counters[first] += n
         counters[second] += n
-    for (key, name), delta in counters.items():
-        plan.hincrby(key, name, delta)
+    plan.hincrby_each(counters)
     if changes.retracted:
         plan.sadd(space.retracted, changes.retracted)
 

@@ -21,10 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chancery import keyspace
 from chancery.contract import Event, encode_event
 from chancery.keyspace import PartitionSpace
 from services.projector.plan import FIXED_KEYS, WritePlan
-from services.projector.projection import Carry, ReadModelProjection
+from services.projector.projection import CODED_SUFFIX, CODED_TYPE, Carry, ReadModelProjection
 from services.projector.records import LogRecord
 from tests.unit.contract.strategies import (
     OCCURRING_TYPES,
@@ -256,3 +257,24 @@ async def test_a_retraction_is_recorded_against_its_target() -> None:
 def _coded(event_id: str, a: str, b: str, code: str) -> Event:
     data = {"actor1": a, "actor2": b, "cameo": code, "occurred": "2023-03-01"}
     return build(CODED, event_id, SOURCES[0], data, datetime(2023, 3, 2, tzinfo=UTC))
+
+
+def test_hincrby_each_is_hincrby_of_each_counter() -> None:
+    deltas = {("k1", "a"): 2, ("k2", "b"): 0, ("k1", "c"): -1, ("k3", "a"): 5}
+    one_by_one = WritePlan()
+    one_by_one.delete("k2")
+    for (key, name), delta in deltas.items():
+        one_by_one.hincrby(key, name, delta)
+    at_once = WritePlan()
+    at_once.delete("k2")
+    at_once.hincrby_each(deltas)
+    assert at_once.ops == one_by_one.ops
+    assert at_once.keys == one_by_one.keys == ["k2", "k1", "k3"]
+
+
+def test_member_tails_made_once_are_what_the_keyspace_appends() -> None:
+    """The projection builds coded events' members as order + a tail made once per fact."""
+    order = "2019-10-24T00:00:00+00:00/2/2019-10-25T00:00:00+00:00 https://src 881990836"
+    assert order + CODED_SUFFIX == keyspace.timeline_member(order, CODED_TYPE)
+    tail = keyspace.contact_member_of("", "meeting", "2019-10-24")
+    assert order + tail == keyspace.contact_member_of(order, "meeting", "2019-10-24")
