@@ -62,6 +62,18 @@ takes `?access_token=`). `/healthz`, `/readyz` and `/metrics` are open.
 """
 
 
+def _untimed_pool(url: str, name: str, connections: int) -> Redis:
+    """A connection pool with no socket timeout: its user bounds each block or round trip."""
+    return Redis.from_url(
+        url,
+        client_name=name,
+        decode_responses=False,
+        socket_timeout=None,
+        socket_connect_timeout=5,
+        max_connections=connections,
+    )
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -84,25 +96,13 @@ def create_app(
                 stack.push_async_callback(redis.aclose)
                 # Blocking reads (streams, min_position waits) get a pool of their own,
                 # with no socket timeout shorter than a block.
-                blocking = Redis.from_url(
-                    settings.redis_url,
-                    client_name="chancery-api-stream",
-                    decode_responses=False,
-                    socket_timeout=None,
-                    socket_connect_timeout=5,
-                    max_connections=STREAM_CONNECTIONS,
+                blocking = _untimed_pool(
+                    settings.redis_url, "chancery-api-stream", STREAM_CONNECTIONS
                 )
                 stack.push_async_callback(blocking.aclose)
                 # The hot path (relation reads, snapshots) on connections the reader holds,
                 # one timeout per round trip instead of one per socket operation.
-                hot = Redis.from_url(
-                    settings.redis_url,
-                    client_name="chancery-api-hot",
-                    decode_responses=False,
-                    socket_timeout=None,
-                    socket_connect_timeout=5,
-                    max_connections=HOT_CONNECTIONS,
-                )
+                hot = _untimed_pool(settings.redis_url, "chancery-api-hot", HOT_CONNECTIONS)
                 stack.push_async_callback(hot.aclose)
                 redis_reader = RedisReadModelReader(redis, blocking, topic=settings.topic, hot=hot)
                 await redis_reader.start()

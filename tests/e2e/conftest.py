@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +100,17 @@ def make_keys() -> tuple[Keys, Authenticator]:
     return Keys(read, write, nothing, jwt), authenticator
 
 
+async def post_batch(ingest: httpx.AsyncClient, events: Sequence[Mapping[str, Any]]) -> str:
+    """One batch through ingest, which must accept it; the position covering it."""
+    response = await ingest.post(
+        "/v1/events/batch",
+        content=json.dumps(list(events)),
+        headers={"Content-Type": BATCH_TYPE},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["position"])
+
+
 @dataclass
 class Stack:
     topic: str
@@ -111,13 +122,7 @@ class Stack:
 
     async def post(self, events: Sequence[dict[str, Any]]) -> str:
         """Send events through ingest (one batch); returns the position covering them."""
-        response = await self.ingest.post(
-            "/v1/events/batch",
-            content=json.dumps(list(events)),
-            headers={"Content-Type": BATCH_TYPE},
-        )
-        assert response.status_code == 202, response.text
-        return str(response.json()["position"])
+        return await post_batch(self.ingest, events)
 
     async def get(self, path: str, *, min_position: str | None = None, **params: Any) -> Any:
         """GET from the API, reading our writes; asserts 200 and returns the JSON body."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +27,9 @@ from services.api.app import create_app as create_api
 from services.cli.local import chancery_topics, ensure_topics_blocking, free_ports
 from services.ingest.app import create_app as create_ingest
 from services.projector.app import run_live
-from tests.e2e.conftest import Keys, serve
+from tests.e2e.conftest import Keys, post_batch, serve
 
 PARTITIONS = 6
-BATCH_TYPE = "application/cloudevents-batch+json"
 EVENT_TYPE = "application/cloudevents+json"
 READY_TIMEOUT_S = 90
 
@@ -56,13 +54,7 @@ class Services:
 
     async def post(self, events: Sequence[Mapping[str, Any]]) -> str:
         """One batch through ingest; asserts 202 and returns the position covering it."""
-        response = await self.ingest.post(
-            "/v1/events/batch",
-            content=json.dumps(list(events)),
-            headers={"Content-Type": BATCH_TYPE},
-        )
-        assert response.status_code == 202, response.text
-        return str(response.json()["position"])
+        return await post_batch(self.ingest, events)
 
     async def load(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Post `events` as one batch and wait until the projector has applied them."""

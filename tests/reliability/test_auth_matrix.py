@@ -25,11 +25,11 @@ import pytest
 import pytest_asyncio
 
 from chancery.auth import Authenticator, JwtVerifier, Scope, new_api_key
-from tests.e2e.conftest import JWT_SECRET, Keys, make_keys
+from tests.e2e.conftest import BATCH_TYPE, JWT_SECRET, Keys, make_keys
 from tests.unit.ingest.support import make_event
 
 from .evidence import nothing_written, problem_shape, written
-from .stack import BATCH_TYPE, EVENT_TYPE, Services, running
+from .stack import EVENT_TYPE, Services, running
 
 pytestmark = pytest.mark.reliability
 

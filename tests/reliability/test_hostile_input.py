@@ -26,11 +26,11 @@ import pytest
 import pytest_asyncio
 from starlette.requests import ClientDisconnect
 
-from tests.e2e.conftest import seed_events
+from tests.e2e.conftest import BATCH_TYPE, seed_events
 from tests.unit.ingest.support import make_event
 
 from .evidence import nothing_written, problem_shape, server_errors_logged, written
-from .stack import BATCH_TYPE, EVENT_TYPE, Services, StackFactory
+from .stack import EVENT_TYPE, Services, StackFactory
 from .wire import RawResponse, chunked, exchange, request_head
 
 pytestmark = pytest.mark.reliability

@@ -38,7 +38,7 @@ from chancery.auth import Authenticator
 from chancery.contract import decode_event
 from chancery.positions import Position
 from services.cli.local import KafkaServer
-from tests.e2e.conftest import Keys
+from tests.e2e.conftest import BATCH_TYPE, Keys
 from tests.integration.projector_helpers import (
     assert_matches_domain,
     canonical_dump,
@@ -50,7 +50,7 @@ from tests.servers import _Databases
 from tests.unit.ingest.support import SOURCE, make_event
 
 from .evidence import problem_shape
-from .stack import BATCH_TYPE, create_topic, new_topic_name, running
+from .stack import create_topic, new_topic_name, running
 
 pytestmark = [pytest.mark.reliability, pytest.mark.reliability_long]
 

@@ -30,11 +30,11 @@ from redis.asyncio import Redis
 
 from chancery import keyspace
 from chancery.keyspace import PartitionSpace, UnsafeKeyPartError
-from tests.e2e.conftest import seed_events
+from tests.e2e.conftest import BATCH_TYPE, seed_events
 from tests.unit.ingest.support import make_event
 
 from .redis_monitor import keys_of, monitoring, patterns_of
-from .stack import BATCH_TYPE, Services, StackFactory
+from .stack import Services, StackFactory
 
 pytestmark = pytest.mark.reliability
 
