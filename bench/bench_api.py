@@ -113,6 +113,14 @@ class Stack:
     write_key: str
 
 
+def _uvicorn(factory: str, port: int) -> list[str]:
+    """The command serving app factory `factory` on loopback, quietly."""
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def _start(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -169,20 +177,12 @@ def stack(env: BenchEnv, db: int) -> Iterator[Stack]:
         "ingest": _start([python, "-m", "services.ingest"], common, workdir / "i.log"),
         "api": _start([python, "-m", "services.api"], common, workdir / "a.log"),
         "baseline": _start(
-            [python, "-m", "uvicorn", "bench.bench_api:baseline_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(baseline_port), "--no-access-log",
-             "--log-level", "warning"],
-            common,
-            workdir / "b.log",
+            _uvicorn("bench.bench_api:baseline_app", baseline_port), common, workdir / "b.log"
         ),
         "frozen baseline": _start(
-            [python, "-m", "uvicorn", "bench.bench_api:frozen_baseline_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(frozen_port), "--no-access-log",
-             "--log-level", "warning"],
-            common,
-            workdir / "f.log",
+            _uvicorn("bench.bench_api:frozen_baseline_app", frozen_port), common, workdir / "f.log"
         ),
-    }  # fmt: skip
+    }
     try:
         ingest_url = f"http://127.0.0.1:{ingest_port}"
         api_url = f"http://127.0.0.1:{api_port}"

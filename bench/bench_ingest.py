@@ -474,25 +474,22 @@ async def _run(env: BenchEnv, *, quick: bool) -> list[Row]:
         bare_cpu: list[float] = []
         single_cpu: list[float] = []
         bare_requests = single_requests = 0
-        for r in range(rounds):
-            with cpu_of(bare.process.pid, bare_cpu):
-                load = await drive(
-                    bare.url,
-                    _single_bodies(template, key, f"bare{r}"),
+
+        async def single_round(server: Server, tag: str, cpu: list[float]) -> Load:
+            with cpu_of(server.process.pid, cpu):
+                return await drive(
+                    server.url,
+                    _single_bodies(template, key, tag),
                     concurrency=SINGLE_CONCURRENCY,
                     seconds=seconds,
                     warmup_s=1.0,
                 )
+
+        for r in range(rounds):
+            load = await single_round(bare, f"bare{r}", bare_cpu)
             bare_requests += load.served
             bare_load = load if bare_load is None or load.rate > bare_load.rate else bare_load
-            with cpu_of(ingest.process.pid, single_cpu):
-                load = await drive(
-                    ingest.url,
-                    _single_bodies(template, key, f"single{r}"),
-                    concurrency=SINGLE_CONCURRENCY,
-                    seconds=seconds,
-                    warmup_s=1.0,
-                )
+            load = await single_round(ingest, f"single{r}", single_cpu)
             if load.errors:
                 raise RuntimeError(f"{load.errors} single-event requests failed")
             single_requests += load.served

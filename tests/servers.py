@@ -23,6 +23,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,6 +139,12 @@ def _stop_at_exit(server: KafkaServer | RedisServer) -> None:
     atexit.register(stop)
 
 
+def private_kafka(data_dir: Path) -> KafkaServer:
+    """A broker of the project's own on free loopback ports (started by `with`)."""
+    port, controller_port = free_ports(2)
+    return KafkaServer(port=port, controller_port=controller_port, data_dir=data_dir)
+
+
 @pytest.fixture(scope="session")
 def kafka_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEndpoint]:
     if bootstrap := os.environ.get(ENV_KAFKA):
@@ -146,12 +153,7 @@ def kafka_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEn
         for bootstrap in _kafka_container():
             yield KafkaEndpoint(bootstrap, "containers", None)
     else:
-        port, controller_port = free_ports(2)
-        server = KafkaServer(
-            port=port,
-            controller_port=controller_port,
-            data_dir=tmp_path_factory.mktemp("kafka"),
-        )
+        server = private_kafka(tmp_path_factory.mktemp("kafka"))
         _stop_at_exit(server)
         with server:
             yield KafkaEndpoint(server.bootstrap_servers, "local", server)

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.cli.local import KafkaServer, chancery_topics, ensure_topics_blocking, free_ports
+from services.cli.local import KafkaServer, chancery_topics, ensure_topics_blocking
 from services.ingest.app import create_app
+from tests.servers import private_kafka
 from tests.unit.ingest.support import make_event, running
 
 from .test_ingest import ids_in, ingest_settings, read_topic, wait_ready, writer_key
@@ -32,11 +33,7 @@ TOPIC = "outage.events"
 
 @pytest.fixture(scope="module")
 def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
-    port, controller = free_ports(2)
-    server = KafkaServer(
-        port=port, controller_port=controller, data_dir=tmp_path_factory.mktemp("kafka-outage")
-    )
-    with server:
+    with private_kafka(tmp_path_factory.mktemp("kafka-outage")) as server:
         ensure_topics_blocking(
             server.bootstrap_servers, chancery_topics(TOPIC, f"{TOPIC}.dlq", partitions=6)
         )

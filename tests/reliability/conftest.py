@@ -27,7 +27,7 @@ import pytest
 from chancery.auth import Authenticator
 from services.cli.local import KafkaServer, RedisServer, free_ports
 from tests.e2e.conftest import Keys, make_keys
-from tests.servers import _Databases
+from tests.servers import _Databases, private_kafka
 
 from .stack import StackFactory, running
 
@@ -75,11 +75,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 def dedicated_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
-    port, controller = free_ports(2)
-    server = KafkaServer(
-        port=port, controller_port=controller, data_dir=tmp_path_factory.mktemp("kafka-own")
-    )
-    with server:
+    with private_kafka(tmp_path_factory.mktemp("kafka-own")) as server:
         yield server
 
 
