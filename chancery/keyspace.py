@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-import pydantic_core
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from chancery.contract import When
@@ -57,9 +56,14 @@ class IdempotencyRecord(NamedTuple):
 
     A named tuple, not a pydantic model or a frozen dataclass: ingest makes two per event it
     accepts, and these are the hot path (a tuple is built in C; a frozen dataclass sets each
-    field through `object.__setattr__`). The stored JSON is the same as when it was a model
-    (`model_dump_json(exclude_none=True)`: fields in this order, nulls left out), and
-    `decode` validates it just as strictly (`_StoredIdempotencyRecord`).
+    field through `object.__setattr__`).
+
+    Stored as one short line, `P<digest> <claim> <partition_key>` while pending and
+    `D<digest> <partition>:<offset> <partition_key>` once done: the partition key is the
+    rest of the line, so it may hold any character. Ingest sends each record to Redis twice
+    per event (the claim, then the claim again beside the done record), and these lines are
+    half the size of the JSON the records were stored as before. Records in that JSON (one
+    idempotency window of them, after an upgrade) still read: see `decode`.
     """
 
     digest: str
@@ -79,34 +83,41 @@ class IdempotencyRecord(NamedTuple):
         return IdempotencyRecord(self.digest, self.partition_key, "done", None, partition, offset)
 
     def encode(self) -> bytes:
-        fields: dict[str, str | int] = {
-            "digest": self.digest,
-            "partition_key": self.partition_key,
-            "state": self.state,
-        }
-        if self.claim is not None:
-            fields["claim"] = self.claim
-        if self.partition is not None:
-            fields["partition"] = self.partition
-        if self.offset is not None:
-            fields["offset"] = self.offset
-        return pydantic_core.to_json(fields)
+        # The digest and the claim are single words (the line splits on spaces).
+        digest, claim = self.digest, self.claim
+        if digest and " " not in digest:
+            if self.state == "pending" and claim and " " not in claim:
+                return f"P{digest} {claim} {self.partition_key}".encode()
+            if self.state == "done" and self.partition is not None and self.offset is not None:
+                return f"D{digest} {self.partition}:{self.offset} {self.partition_key}".encode()
+        raise ValueError(f"not a storable idempotency record: {self!r}")
 
     @classmethod
     def decode(cls, raw: bytes | str) -> IdempotencyRecord:
-        stored = _StoredIdempotencyRecord.model_validate_json(raw)
-        return cls(
-            stored.digest,
-            stored.partition_key,
-            stored.state,
-            stored.claim,
-            stored.partition,
-            stored.offset,
-        )
+        """A stored record. Raises `ValueError` for anything `encode` would not write, or
+        (the format before this one) what `_StoredIdempotencyRecord` does not accept."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if text.startswith("{"):
+            stored = _StoredIdempotencyRecord.model_validate_json(text)
+            return cls(*stored.model_dump().values())
+        parts = text[1:].split(" ", 2)
+        if len(parts) == 3 and all(parts):
+            digest, middle, partition_key = parts
+            if text[0] == "P":
+                return cls(digest, partition_key, "pending", middle)
+            position = _STORED_POSITION.fullmatch(middle)
+            if text[0] == "D" and position is not None:
+                partition, offset = position.groups()
+                return cls(digest, partition_key, "done", None, int(partition), int(offset))
+        raise ValueError(f"not a stored idempotency record: {text[:80]!r}")
+
+
+_STORED_POSITION = re.compile(r"([0-9]+):([0-9]+)")
 
 
 class _StoredIdempotencyRecord(BaseModel):
-    """The validation of a stored `IdempotencyRecord` (what the record was as a model)."""
+    """A record as ingest stored it before `IdempotencyRecord.encode` wrote lines: the JSON of
+    this model (`model_dump_json(exclude_none=True)`). Read, never written."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -81,25 +81,67 @@ def test_records_are_partitioned_like_aiokafka_send(partitions: int) -> None:
         assert default_partition(key, partitions) == expected
 
 
-def test_an_idempotency_record_is_stored_as_it_always_was() -> None:
-    """The bytes the records had as a pydantic model (`model_dump_json(exclude_none=True)`),
-    so records written before and after the change read the same."""
+def test_an_idempotency_record_is_stored_as_one_short_line() -> None:
     pending = IdempotencyRecord(
         digest="d" * 32, partition_key="CHN|USA", state="pending", claim="0123456789abcdef"
     )
     done = pending.done(partition=3, offset=1234567890123)
-    assert pending.encode() == (
-        b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
-        b'"state":"pending","claim":"0123456789abcdef"}'
-    )
-    assert done.encode() == (
-        b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
-        b'"state":"done","partition":3,"offset":1234567890123}'
-    )
+    assert pending.encode() == b"P" + b"d" * 32 + b" 0123456789abcdef CHN|USA"
+    assert done.encode() == b"D" + b"d" * 32 + b" 3:1234567890123 CHN|USA"
     for record in (pending, done):
         assert IdempotencyRecord.decode(record.encode()) == record
-    odd = IdempotencyRecord(digest="x", partition_key='é"\\', state="done", partition=0, offset=0)
+    # The partition key is the rest of the line: any character survives.
+    odd = IdempotencyRecord(
+        digest="x", partition_key='é" \\\n', state="done", partition=0, offset=0
+    )
     assert IdempotencyRecord.decode(odd.encode()) == odd
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        IdempotencyRecord(digest="d d", partition_key="k", state="done", partition=0, offset=0),
+        IdempotencyRecord(digest="d", partition_key="k", state="pending", claim="a b"),
+        IdempotencyRecord(digest="d", partition_key="k", state="pending"),
+        IdempotencyRecord(digest="d", partition_key="k", state="done", partition=1),
+        IdempotencyRecord(digest="d", partition_key="k", state="lost", claim="c"),
+    ],
+)
+def test_a_record_that_would_not_read_back_is_never_written(record: IdempotencyRecord) -> None:
+    with pytest.raises(ValueError, match="not a storable idempotency record"):
+        record.encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"P",
+        b"Pd c",
+        b"Pd c ",
+        b"Xd c k",
+        b"Dd 1 k",
+        b"Dd 1:x k",
+        b"Dd -1:2 k",
+        b"P c k",
+        b"Pd  k",
+    ],
+)
+def test_a_malformed_stored_record_is_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a stored idempotency record"):
+        IdempotencyRecord.decode(raw)
+
+
+def test_records_stored_as_json_by_the_previous_format_still_read() -> None:
+    """Ingest stored records as JSON before (a pydantic model's `model_dump_json`); those
+    written just before an upgrade live one idempotency window and must still read."""
+    assert IdempotencyRecord.decode(
+        b'{"digest":"dddddddddddddddddddddddddddddddd","partition_key":"CHN|USA",'
+        b'"state":"pending","claim":"0123456789abcdef"}'
+    ) == IdempotencyRecord("d" * 32, "CHN|USA", "pending", "0123456789abcdef")
+    assert IdempotencyRecord.decode(
+        b'{"digest":"dd","partition_key":"CHN|USA","state":"done","partition":3,"offset":12}'
+    ) == IdempotencyRecord("dd", "CHN|USA", "done", None, 3, 12)
     with pytest.raises(ValueError, match="extra"):
         IdempotencyRecord.decode(b'{"digest":"x","partition_key":"k","state":"done","x":1}')
 
