@@ -157,7 +157,9 @@ class Projector:
         self._owned: dict[int, _Owned] = {}
         self._last_pointer_check = 0.0
         self._check_pointer_now = False
+        self._pointer_read: asyncio.Future[int | None] | None = None  # sent, not yet looked at
         self._last_commit = 0.0
+        self._commit: asyncio.Task[None] | None = None  # Kafka's offsets, being committed
         self._last_progress = 0.0
         self._started = time.monotonic()
         self._applied_at_start: int | None = None
@@ -302,17 +304,32 @@ class Projector:
                 owned.high,
             )
 
-    def _pointer_check_due(self) -> bool:
-        return (
-            self._check_pointer_now
-            or time.monotonic() - self._last_pointer_check >= POINTER_CHECK_S
-        )
+    def _pointer_moved(self) -> bool:
+        """True when the pointer must be followed now: at once when a check is urgent, else
+        once a read of it, sent when the check fell due, has come back naming another version.
+
+        The read is collected in a later round rather than awaited: waiting for it meant
+        draining every script in flight first (a version change unloads every partition),
+        a stall of one round's Redis work every `POINTER_CHECK_S` to learn that nothing moved.
+        """
+        if self._check_pointer_now:
+            return True
+        read = self._pointer_read
+        if read is None:
+            if time.monotonic() - self._last_pointer_check >= POINTER_CHECK_S:
+                self._last_pointer_check = time.monotonic()
+                self._pointer_read = asyncio.ensure_future(self._writer.active_version())
+            return False
+        if not read.done():
+            return False
+        self._pointer_read = None
+        return read.result() != self._version  # Redis's error, raised: retried as any other
 
     async def _follow_pointer(self) -> None:
-        if not self._pointer_check_due():
-            return
-        now = time.monotonic()
-        self._last_pointer_check = now
+        if self._pointer_read is not None:  # sent before the writes settled: not used
+            await asyncio.gather(self._pointer_read, return_exceptions=True)
+            self._pointer_read = None
+        self._last_pointer_check = time.monotonic()
         self._check_pointer_now = False
         active = await self._writer.active_version()
         if active == self._version:
@@ -335,7 +352,7 @@ class Projector:
 
     async def _round(self) -> None:
         self._settle_done()
-        if not self._rebuilding and self._pointer_check_due():
+        if not self._rebuilding and self._pointer_moved():
             await self._settle_all()  # a version change unloads every partition
             await self._follow_pointer()
         if any(not o.loaded for o in self._owned.values()):
@@ -491,14 +508,19 @@ class Projector:
             raise error
 
     async def _abandon_in_flight(self) -> None:
-        """On the way out, or before a retry: let the scripts (and a read) finish, whatever
-        became of them, without settling (positions are reloaded from Redis anyway)."""
+        """On the way out, or before a retry: let the scripts (and the reads, and a commit to
+        Kafka) finish, whatever became of them, without settling (positions are reloaded from
+        Redis anyway)."""
         pending, self._pending = self._pending, {}
         reading, self._reading = self._reading, None
         self._next = []
         waits: list[asyncio.Future[Any]] = [sent.task for sent in pending.values()]
         if reading is not None:
             waits.append(reading.replies)
+        for other in (self._pointer_read, self._commit):
+            if other is not None:
+                waits.append(other)
+        self._pointer_read = self._commit = None
         await asyncio.gather(*waits, return_exceptions=True)
 
     async def _decode(self, tp: TopicPartition, raw: Sequence[object]) -> list[LogRecord]:
@@ -634,8 +656,7 @@ class Projector:
         self._report_progress()
         now = time.monotonic()
         if not self._rebuilding and now - self._last_commit >= KAFKA_COMMIT_EVERY_S:
-            self._last_commit = now
-            await self._commit_to_kafka()
+            self._start_commit(now)
 
     def _high(self, owned: _Owned) -> int:
         try:
@@ -674,6 +695,17 @@ class Projector:
         rate = (applied - self._applied_at_start) / elapsed if elapsed > 0 else 0.0
         eta = (total - applied) / rate if rate > 0 else None
         self._on_progress(Progress(applied=applied, total=total, rate=rate, eta_s=eta))
+
+    def _start_commit(self, now: float) -> None:
+        """Commit to Kafka in the background, one commit at a time: awaiting the broker's
+        answer in the loop stalled it, and the scripts behind it, every KAFKA_COMMIT_EVERY_S."""
+        commit = self._commit
+        if commit is not None:
+            if not commit.done():
+                return  # the last one is still on its way: this one waits for the next round
+            commit.result()  # an error `_commit_to_kafka` does not expect: raised, as before
+        self._last_commit = now
+        self._commit = asyncio.create_task(self._commit_to_kafka(), name="projector-commit")
 
     async def _commit_to_kafka(self) -> None:
         offsets = {

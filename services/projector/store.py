@@ -131,7 +131,8 @@ while i <= n do
         gathered_keys[#gathered_keys + 1] = k
       end
       for m = first, final do
-        members[at + 1] = 0
+        -- the score as a string: redis.call formats a Lua number (%.17g) every time it passes one
+        members[at + 1] = '0'
         members[at + 2] = ARGV[m]
         at = at + 2
       end
