@@ -52,6 +52,7 @@ from chancery.contract import RECORD_CONTENT_TYPE, encode_event, parse_incoming,
 from chancery.contract.routing import partition_key
 from chancery.positions import Position
 from services.cli.local import free_ports
+from services.platform.kafka import LOG_COMPRESSION
 from services.platform.runtime import frozen_startup_heap
 
 from .framework import BenchEnv, Row, percentile
@@ -310,7 +311,11 @@ def history(tag: str, a: str, b: str, count: int, days: int) -> Iterator[dict[st
 async def produce(bootstrap: str, topic: str, events: Iterator[dict[str, Any]]) -> Position:
     """Straight to the topic, keyed and stamped as ingest would; returns the covering position."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        acks="all",
+        compression_type=LOG_COMPRESSION,  # the log as ingest writes it
     )
     await producer.start()
     position = Position(topic)

@@ -40,6 +40,7 @@ from chancery.contract import (
 )
 from chancery.keyspace import ACTIVE_VERSION, PartitionSpace
 from services.cli.local import free_port
+from services.platform.kafka import LOG_COMPRESSION
 
 from .framework import BenchEnv, Row, process_cpu_s
 from .gdelt import ROOT, coded_events
@@ -75,6 +76,7 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
         acks="all",
         linger_ms=20,
         max_batch_size=1024 * 1024,
+        compression_type=LOG_COMPRESSION,  # the log as ingest writes it
     )
     await producer.start()
     try:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 CLIENT_ID_PREFIX = "chancery"
+# JSON events shrink several times over: the broker writes, keeps and serves that much less,
+# and a producer spends less on its socket writes than zstd costs it.
+LOG_COMPRESSION = "zstd"
 
 
 def event_log_producer(
@@ -25,9 +28,7 @@ def event_log_producer(
         enable_idempotence=True,
         acks="all",
         linger_ms=linger_ms,
-        # JSON events shrink several times over: the broker writes, keeps and serves that
-        # much less, and ingest spends less on its socket writes than zstd costs it.
-        compression_type="zstd",
+        compression_type=LOG_COMPRESSION,
         max_batch_size=256 * 1024,
         request_timeout_ms=request_timeout_ms,
         retry_backoff_ms=100,
