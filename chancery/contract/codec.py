@@ -22,7 +22,6 @@ Fast paths, each held equal to the plain path by the unit tests:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -31,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .catalogue import EVENT_TYPES, Event
-from .envelope import EXTENSIONS, EventEnvelope, UtcTimestamp
+from .envelope import EXTENSIONS, EventEnvelope, UtcTimestamp, blake2b_128
 from .errors import field_error
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -162,7 +161,7 @@ def encode_unstamped(event: Event) -> bytes:
 
 def digest_of(unstamped: bytes) -> str:
     """`content_digest` of the event whose `encode_unstamped` bytes these are."""
-    return hashlib.blake2b(unstamped, digest_size=16).hexdigest()
+    return blake2b_128(unstamped)
 
 
 def recorded_json(recorded_at: datetime) -> bytes:

@@ -141,12 +141,24 @@ UtcTimestamp = Annotated[datetime, _Rfc3339(utc=True)]
 """An RFC 3339 date-time in UTC (offset zero)."""
 
 
+_BLAKE2B_128 = hashlib.blake2b(digest_size=16)
+
+
+def blake2b_128(data: bytes) -> str:
+    """The BLAKE2b digest of `data` in 16 bytes, as 32 hex characters. A copy of a hash set up
+    once: setting one up cost a fifth of hashing an event, and ingest and the projector hash
+    every event (its identity, and ingest its content)."""
+    digest = _BLAKE2B_128.copy()
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def event_key(source: str, id: str) -> str:
     """The digest of an identity: 32 hex characters (BLAKE2b, 16 bytes).
 
     Neither part can contain a newline, so joining with one is unambiguous.
     """
-    return hashlib.blake2b(f"{source}\n{id}".encode(), digest_size=16).hexdigest()
+    return blake2b_128(f"{source}\n{id}".encode())
 
 
 class EventRef(BaseModel):
