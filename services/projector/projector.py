@@ -508,20 +508,27 @@ class Projector:
             raise error
 
     async def _abandon_in_flight(self) -> None:
-        """On the way out, or before a retry: let the scripts (and the reads, and a commit to
-        Kafka) finish, whatever became of them, without settling (positions are reloaded from
-        Redis anyway)."""
+        """On the way out, or before a retry: let the scripts and the reads finish, whatever
+        became of them, without settling (positions are reloaded from Redis anyway). A commit
+        to Kafka is cancelled instead: it is informational only, and aiokafka retries one for
+        as long as the broker is away, which would hold up a stop or a retry."""
         pending, self._pending = self._pending, {}
         reading, self._reading = self._reading, None
+        commit, self._commit = self._commit, None
         self._next = []
         waits: list[asyncio.Future[Any]] = [sent.task for sent in pending.values()]
         if reading is not None:
             waits.append(reading.replies)
-        for other in (self._pointer_read, self._commit):
-            if other is not None:
-                waits.append(other)
-        self._pointer_read = self._commit = None
+        if self._pointer_read is not None:
+            waits.append(self._pointer_read)
+            self._pointer_read = None
+        if commit is not None:
+            commit.cancel()
+            waits.append(commit)
         await asyncio.gather(*waits, return_exceptions=True)
+        if commit is not None and not commit.cancelled() and commit.exception() is not None:
+            # `_start_commit` would have raised it in the next round; there is none now.
+            logger.warning("Kafka offset commit failed: %r", commit.exception())
 
     async def _decode(self, tp: TopicPartition, raw: Sequence[object]) -> list[LogRecord]:
         """The records decoded, the undecodable parked. Every `YIELD_EVERY` records the loop
