@@ -83,13 +83,14 @@ class IdempotencyRecord(NamedTuple):
         return IdempotencyRecord(self.digest, self.partition_key, "done", None, partition, offset)
 
     def encode(self) -> bytes:
-        # The digest and the claim are single words (the line splits on spaces).
-        digest, claim = self.digest, self.claim
-        if digest and " " not in digest:
+        # The digest and the claim are single words (the line splits on spaces), and the
+        # partition key is not empty: `decode` reads back exactly what this writes.
+        digest, claim, partition, offset = self.digest, self.claim, self.partition, self.offset
+        if digest and " " not in digest and self.partition_key:
             if self.state == "pending" and claim and " " not in claim:
                 return f"P{digest} {claim} {self.partition_key}".encode()
-            if self.state == "done" and self.partition is not None and self.offset is not None:
-                return f"D{digest} {self.partition}:{self.offset} {self.partition_key}".encode()
+            if self.state == "done" and _position(partition) and _position(offset):
+                return f"D{digest} {partition}:{offset} {self.partition_key}".encode()
         raise ValueError(f"not a storable idempotency record: {self!r}")
 
     @classmethod
@@ -113,6 +114,11 @@ class IdempotencyRecord(NamedTuple):
 
 
 _STORED_POSITION = re.compile(r"([0-9]+):([0-9]+)")
+
+
+def _position(value: int | None) -> bool:
+    """A partition or an offset: an int (not a bool) of zero or more."""
+    return type(value) is int and value >= 0
 
 
 class _StoredIdempotencyRecord(BaseModel):

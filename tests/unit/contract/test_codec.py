@@ -166,6 +166,13 @@ def test_content_digest_ignores_the_service_extensions_but_not_the_content() -> 
     assert content_digest(parse_incoming(lower)) == content_digest(event)
 
 
+def test_the_content_digest_is_blake2b_128_of_the_unstamped_bytes() -> None:
+    """Pinned: ingest's idempotency records hold these digests for their whole window."""
+    assert digest_of(b'{"id":"1"}') == "e3181f9b00bcb8547c2c1ee026be230e"
+    event = example_event("diplomacy.meeting.held")
+    assert content_digest(event) == digest_of(encode_unstamped(event))
+
+
 @settings(max_examples=60, deadline=None)
 @given(histories(max_size=8))
 def test_any_valid_event_round_trips_through_the_wire(events: list[Event]) -> None:

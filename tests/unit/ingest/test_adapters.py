@@ -105,6 +105,10 @@ def test_an_idempotency_record_is_stored_as_one_short_line() -> None:
         IdempotencyRecord(digest="d", partition_key="k", state="pending"),
         IdempotencyRecord(digest="d", partition_key="k", state="done", partition=1),
         IdempotencyRecord(digest="d", partition_key="k", state="lost", claim="c"),
+        IdempotencyRecord(digest="d", partition_key="", state="pending", claim="c"),
+        IdempotencyRecord(digest="d", partition_key="", state="done", partition=0, offset=0),
+        IdempotencyRecord(digest="d", partition_key="k", state="done", partition=-1, offset=2),
+        IdempotencyRecord(digest="d", partition_key="k", state="done", partition=True, offset=2),
     ],
 )
 def test_a_record_that_would_not_read_back_is_never_written(record: IdempotencyRecord) -> None:
