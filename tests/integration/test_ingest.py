@@ -6,6 +6,7 @@ Every claim about the log is checked by reading the topic back with a separate c
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -21,11 +22,12 @@ from redis.asyncio import Redis
 from chancery import keyspace
 from chancery.auth import KeyRing, Scope, new_api_key, utcnow
 from chancery.contract import decode_event, event_key
-from chancery.keyspace import PartitionSpace
+from chancery.keyspace import IdempotencyRecord, PartitionSpace
 from chancery.positions import Position
 from chancery.settings import IngestSettings
 from services.cli.local import free_ports
 from services.ingest.app import create_app
+from services.ingest.routes import APPENDED_HEADER
 from tests.servers import TOPIC_PARTITIONS
 from tests.unit.ingest.support import SOURCE, make_event, retraction, running
 
@@ -245,6 +247,43 @@ async def test_a_retraction_of_a_target_ingest_forgot_goes_where_the_read_models
     placed = {decode_event(v).id: (p, k) for p, _, k, v in records}
     assert placed == {"t-old": (partition, key), "x-old": (partition, key)}
     assert key == b"li-hui"
+
+
+async def test_records_an_earlier_ingest_stored_as_json_still_answer(
+    ingest: httpx.AsyncClient, kafka_bootstrap: str, kafka_topic: str, redis_db_url: str
+) -> None:
+    """After an upgrade, the records the previous version wrote (JSON) live one idempotency
+    window: a resubmission still gets its first answer, a retraction still finds its target."""
+    target = make_event("diplomacy.visit.announced", "legacy-1")
+    first = await ingest.post("/v1/events", json=target)
+    key = keyspace.idempotency(event_key(SOURCE, "legacy-1"))
+    redis = Redis.from_url(redis_db_url)
+    try:
+        stored = await redis.get(key)
+        assert isinstance(stored, bytes)
+        assert stored.startswith(b"D")  # this version writes lines
+        record = IdempotencyRecord.decode(stored)
+        legacy = {
+            "digest": record.digest,
+            "partition_key": record.partition_key,
+            "state": "done",
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        await redis.set(key, json.dumps(legacy, separators=(",", ":")))
+        again = await ingest.post("/v1/events", json=target)
+        retracted = await ingest.post("/v1/events", json=retraction("legacy-x", "legacy-1"))
+    finally:
+        await redis.aclose()
+
+    assert first.status_code == again.status_code == retracted.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers[APPENDED_HEADER] == "0"
+    records = await read_topic(kafka_bootstrap, kafka_topic)
+    assert [(decode_event(v).id, p) for p, _, _, v in records] == [
+        ("legacy-1", record.partition),
+        ("legacy-x", record.partition),
+    ]
 
 
 async def test_bad_requests_get_their_status_and_append_nothing(
