@@ -3,7 +3,7 @@
 "Now" is always a parameter (`today`, `as_of`, `known_at`).
 """
 
-from .history import effective, occurred_by, recorded_by, retracted_keys, select
+from .history import effective, occurred_by, recorded_by, retracted_keys, select, supersedes
 from .itineraries import (
     Itinerary,
     LegState,
@@ -98,6 +98,7 @@ __all__ = [
     "retracted_keys",
     "score_of",
     "select",
+    "supersedes",
     "timeline_refs",
     "timeline_sort_key",
     "view",

@@ -13,21 +13,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from chancery.contract import Event, EventRetracted, content_digest, event_key
 
 from .ordering import in_order, occurred_of
 
 
+def supersedes(event: Event, kept: Event) -> bool:
+    """Whether `event` takes the place of `kept`, an event of the same identity, whichever
+    came first: the smaller content digest (two contents under one identity should never
+    pass ingest); for the same content, the copy recorded first (a copy that a retry had
+    re-stamped later tells nothing new), then the smaller partition key. Order-free: of any
+    copies, the same one is kept."""
+    if event == kept:
+        return False
+    digest, kept_digest = content_digest(event), content_digest(kept)
+    if digest != kept_digest:
+        return digest < kept_digest
+    return _recording(event) < _recording(kept)
+
+
+def _recording(event: Event) -> tuple[bool, datetime, str]:
+    """A copy's rank among copies of the same content: stamped before unstamped (an event
+    with no `recordedtime` was never accepted), then earlier `recordedtime` first."""
+    recorded = event.recordedtime
+    return recorded is None, recorded or _NEVER, event.partitionkey or ""
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
 def _unique(events: Iterable[Event]) -> dict[str, Event]:
-    """One event per identity. Two different contents under one identity should never pass
-    ingest; if they do, the smaller content digest wins, so the choice is still order-free."""
+    """One event per identity: of several copies, the one that `supersedes` the others."""
     unique: dict[str, Event] = {}
     for event in events:
         key = event.key
         kept = unique.get(key)
-        if kept is None or (kept != event and content_digest(event) < content_digest(kept)):
+        if kept is None or supersedes(event, kept):
             unique[key] = event
     return unique
 

@@ -50,9 +50,11 @@ from chancery.contract import (
     EventRetracted,
     When,
     cameo,
+    content_digest,
     decode_event,
     event_key,
 )
+from chancery.domain.history import supersedes
 from chancery.domain.itineraries import Trip, fold_trip, trip_payload
 from chancery.domain.ordering import order_string
 from chancery.domain.relations import DayBucket, coded_contact_kind, relation_effects
@@ -383,6 +385,7 @@ class ReadModelProjection:
         keys = w.keys
         ids_changes = changes.hashes[space.event_ids]
         stored_events: dict[str, bytes] = {}
+        restamped: dict[str, bytes] = {}  # stored events replaced by an earlier-stamped copy
         fast = self._fast
         contacts = changes.zsets
         coded_members = changes.coded_members
@@ -394,6 +397,19 @@ class ReadModelProjection:
         ):
             if ident in stored or ident in known or ident in carried:
                 self.duplicates += 1
+                kept = known.get(ident) or carried.get(ident)
+                if kept is None:
+                    kept = decode_event(keyspace.decode_stored_event(stored[ident])[1])
+                if _recorded_earlier(event, kept):
+                    # The same event, stamped earlier than the copy applied: a retry that
+                    # ingest re-stamped got into the log first. The earlier copy takes its
+                    # place, so the read models do not depend on which arrived first.
+                    known[ident] = event
+                    restamped[ident] = b"%d " % offset + value
+                    if ident not in retracted and not isinstance(event, EventRetracted):
+                        # what holds the copy's bytes (trips, people) takes the new ones
+                        self._effects(keys, changes, kept, ident, None, present=False)
+                        self._effects(keys, changes, event, ident, value, present=True)
                 continue
             known[ident] = event
             stored_events[ident] = b"%d " % offset + value
@@ -440,6 +456,7 @@ class ReadModelProjection:
             elif ident not in retracted:
                 self._effects(keys, changes, event, ident, value, present=True, refs=refs)
         plan.events += len(stored_events)
+        stored_events.update(restamped)
         if stored_events:
             plan.hset(space.events, stored_events)
 
@@ -532,6 +549,13 @@ class ReadModelProjection:
             w.plan.set(space.trip_state(tk), keyspace.encode_trip(new))
             first = min(events, key=order_string)
             changes.hashes[space.person_trips(new.traveller.id)][tk] = order_string(first).encode()
+
+
+def _recorded_earlier(event: Event, kept: Event) -> bool:
+    """Whether `event` is a copy of `kept` (same content) that `supersedes` it: recorded
+    earlier. Two contents under one identity never pass ingest; should they, the first
+    applied stays."""
+    return content_digest(event) == content_digest(kept) and supersedes(event, kept)
 
 
 def _emit(changes: _Changes, space: PartitionSpace, plan: WritePlan) -> None:

@@ -16,6 +16,7 @@ from chancery.domain import (
     recorded_by,
     retracted_keys,
     select,
+    supersedes,
 )
 
 from .builders import SOURCE, coded, meeting, recorded, retraction
@@ -60,6 +61,21 @@ def test_two_contents_under_one_identity_resolve_the_same_whatever_the_order() -
     other = meeting("a", "2023-05-10", "CHN", "USA", city="Geneva")
     assert effective([one, other]) == effective([other, one])
     assert len(effective([one, other])) == 1
+
+
+def test_of_two_copies_of_one_event_the_first_recorded_counts_whatever_the_order() -> None:
+    """A retry that ingest re-stamped is the same fact learnt no earlier: `known_at` answers
+    follow the copy recorded first, whichever copy comes first in the log."""
+    fact = meeting("a", "2023-05-10", "CHN", "USA")
+    first = recorded(fact, "2023-05-10T12:00:00+00:00")
+    retried = recorded(fact, "2023-05-12T12:00:00+00:00")
+    assert effective([retried, first]) == effective([first, retried]) == [first]
+    assert supersedes(first, retried)
+    assert not supersedes(retried, first)
+    assert not supersedes(first, first)
+    assert not supersedes(fact, first)  # never accepted by ingest: last
+    between = datetime(2023, 5, 11, tzinfo=UTC)
+    assert select([retried, first], known_at=between) == [first]
 
 
 def test_a_retraction_removes_its_target_and_itself() -> None:
