@@ -3,7 +3,15 @@
 "Now" is always a parameter (`today`, `as_of`, `known_at`).
 """
 
-from .history import effective, occurred_by, recorded_by, retracted_keys, select, supersedes
+from .history import (
+    earlier_copy,
+    effective,
+    occurred_by,
+    recorded_by,
+    retracted_keys,
+    select,
+    supersedes,
+)
 from .itineraries import (
     Itinerary,
     LegState,
@@ -80,6 +88,7 @@ __all__ = [
     "build_ledger",
     "climate_of",
     "country_timeline",
+    "earlier_copy",
     "effective",
     "fold_itinerary",
     "fold_relation",

@@ -34,6 +34,16 @@ def supersedes(event: Event, kept: Event) -> bool:
     return _recording(event) < _recording(kept)
 
 
+def earlier_copy(event: Event, kept: Event) -> bool:
+    """Whether `event` is a copy of `kept` (same content) that `supersedes` it, that is one
+    recorded earlier: the copy the read models keep in its place. Two contents under one
+    identity never pass ingest; should they, the read models keep the first applied."""
+    recorded, kept_recorded = event.recordedtime, kept.recordedtime
+    if recorded is None or (kept_recorded is not None and recorded >= kept_recorded):
+        return False  # the common duplicate, an exact copy, ends here: no digest needed
+    return content_digest(event) == content_digest(kept) and supersedes(event, kept)
+
+
 def _recording(event: Event) -> tuple[bool, datetime, str]:
     """A copy's rank among copies of the same content: stamped before unstamped (an event
     with no `recordedtime` was never accepted), then earlier `recordedtime` first."""

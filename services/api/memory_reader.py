@@ -26,6 +26,7 @@ from chancery.domain import (
     Trip,
     actors_of,
     build_ledger,
+    earlier_copy,
     effective,
     fold_itinerary,
     fold_trip,
@@ -153,17 +154,21 @@ class InMemoryReadModelReader:
 
     # --- what is applied ---------------------------------------------------------------------
 
-    def _records(self) -> list[_Record]:
-        """Applied records, first arrival of each identity only (the projector's dedupe)."""
-        seen: set[str] = set()
-        out: list[_Record] = []
+    def _kept(self) -> dict[str, _Record]:
+        """The applied record of each identity as the projector keeps it (its dedupe): the
+        first to arrive, or a later copy recorded earlier (`earlier_copy`), in the order the
+        identities first arrived."""
+        kept: dict[str, _Record] = {}
         for p, log in enumerate(self._log):
             applied = self._applied[p]
             for record in log[: (applied + 1) if applied is not None else 0]:
-                if record.event.key not in seen:
-                    seen.add(record.event.key)
-                    out.append(record)
-        return out
+                first = kept.get(record.event.key)
+                if first is None or earlier_copy(record.event, first.event):
+                    kept[record.event.key] = record
+        return kept
+
+    def _records(self) -> list[_Record]:
+        return list(self._kept().values())
 
     def _events(self) -> list[Event]:
         return [r.event for r in self._records()]
@@ -330,6 +335,9 @@ class InMemoryReadModelReader:
                 raise StreamGoneError(p, offset, trimmed + 1)
 
     def _stream_after(self, after: Mapping[int, int | None], count: int) -> list[StreamEntry]:
+        """An entry where each identity was first applied, naming the copy kept (the body a
+        Redis stream entry is read with comes from the events hash)."""
+        kept = self._kept()
         seen: set[str] = set()
         entries: list[StreamEntry] = []
         for p, log in enumerate(self._log):
@@ -347,7 +355,7 @@ class InMemoryReadModelReader:
                             record.offset,
                             record.event.type,
                             actors_of(record.event),
-                            record.raw,
+                            kept[record.event.key].raw,
                         )
                     )
                     taken += 1

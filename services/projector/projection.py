@@ -13,7 +13,10 @@ What each event does, per partition (keys in chancery.keyspace):
 - every new identity: stored by event_key, indexed by id, appended to the stream (its
   event_key, type and actors: the event itself is in `events`);
 - a duplicate identity: nothing (ingest should have stopped it; this is the second guard,
-  and what makes replaying already-applied records harmless);
+  and what makes replaying already-applied records harmless), unless it is a copy recorded
+  earlier than the one applied (a retry that ingest re-stamped reached the log first): then
+  that copy takes the applied one's place, its bytes in `events`, trips and people, with
+  the same effects; the stream entry stays where the first copy was applied;
 - a retraction: its target's effects are undone, or, if the target has not arrived yet,
   the target is marked so that it arrives without effect; either way the target is mapped
   to the retraction in `retractions`;
@@ -34,6 +37,7 @@ event at a time to find (and park) the poison event.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -50,11 +54,10 @@ from chancery.contract import (
     EventRetracted,
     When,
     cameo,
-    content_digest,
     decode_event,
     event_key,
 )
-from chancery.domain.history import supersedes
+from chancery.domain.history import earlier_copy
 from chancery.domain.itineraries import Trip, fold_trip, trip_payload
 from chancery.domain.ordering import order_string
 from chancery.domain.relations import DayBucket, coded_contact_kind, relation_effects
@@ -63,6 +66,8 @@ from chancery.keyspace import PartitionSpace
 
 from .plan import WritePlan
 from .records import LogRecord
+
+logger = logging.getLogger(__name__)
 
 CODED_TYPE = "diplomacy.event.coded"
 CODED_SUFFIX = keyspace.timeline_member("", CODED_TYPE)
@@ -399,11 +404,23 @@ class ReadModelProjection:
                 self.duplicates += 1
                 kept = known.get(ident) or carried.get(ident)
                 if kept is None:
-                    kept = decode_event(keyspace.decode_stored_event(stored[ident])[1])
-                if _recorded_earlier(event, kept):
+                    applied = keyspace.decode_stored_event(stored[ident])[1]
+                    if applied == value:
+                        continue  # the same bytes: the common duplicate, nothing to decode
+                    kept = decode_event(applied)
+                if earlier_copy(event, kept):
                     # The same event, stamped earlier than the copy applied: a retry that
                     # ingest re-stamped got into the log first. The earlier copy takes its
                     # place, so the read models do not depend on which arrived first.
+                    logger.info(
+                        "event %s/%s: a copy recorded at %s takes the place of the one "
+                        "recorded at %s (a re-stamped retry reached the log first)",
+                        event.source,
+                        event.id,
+                        event.recordedtime,
+                        kept.recordedtime,
+                        extra={"event_ids": [event.id]},
+                    )
                     known[ident] = event
                     restamped[ident] = b"%d " % offset + value
                     if ident not in retracted and not isinstance(event, EventRetracted):
@@ -549,13 +566,6 @@ class ReadModelProjection:
             w.plan.set(space.trip_state(tk), keyspace.encode_trip(new))
             first = min(events, key=order_string)
             changes.hashes[space.person_trips(new.traveller.id)][tk] = order_string(first).encode()
-
-
-def _recorded_earlier(event: Event, kept: Event) -> bool:
-    """Whether `event` is a copy of `kept` (same content) that `supersedes` it: recorded
-    earlier. Two contents under one identity never pass ingest; should they, the first
-    applied stays."""
-    return content_digest(event) == content_digest(kept) and supersedes(event, kept)
 
 
 def _emit(changes: _Changes, space: PartitionSpace, plan: WritePlan) -> None:

@@ -62,13 +62,18 @@ def actors_in(events: Iterable[Event]) -> list[str]:
 async def fill(
     readers: RedisReaders, events: list[Event], data: st.DataObject
 ) -> tuple[RedisReadModelReader, InMemoryReadModelReader, list[Event]]:
-    """The history in log order (a retraction after its target), recorded an hour apart;
-    a fresh Redis reader (nothing held from an earlier example)."""
+    """The history in log order (a retraction after its target), recorded an hour apart,
+    after copies of a few of its events recorded two months later (retries that ingest
+    re-stamped, in the log before their originals: the originals count); a fresh Redis
+    reader (nothing held from an earlier example)."""
     redis = readers.redis
     await redis.flushdb()
     others = data.draw(st.permutations([e for e in events if not isinstance(e, EventRetracted)]))
     order = [*others, *(e for e in events if isinstance(e, EventRetracted))]
     twin = InMemoryReadModelReader(partitions=PARTITIONS)
+    retried = data.draw(st.lists(st.sampled_from(others), max_size=3)) if others else []
+    for copy in retried:
+        twin.append(copy, recorded_at=RECORDED + timedelta(days=60))
     for i, event in enumerate(order):
         twin.append(event, recorded_at=RECORDED + timedelta(hours=i))
     await sync(redis, twin, partitions=PARTITIONS)
