@@ -14,7 +14,7 @@ help:
 	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
 	@echo "make test   the whole suite against real Kafka and Redis on free ports"
 	@echo "            (bar the longest fault scenarios: make reliability runs those)"
-	@echo "make reliability  the reliability and security suite, all of it (~6 min)"
+	@echo "make reliability  the reliability and security suite, all of it (~5 min)"
 	@echo "make lint   ruff, ruff format --check, mypy, shellcheck"
 	@echo "make bench  the benchmarks;  make stop  stop what a killed 'make run' left"
 	@echo "make clean  remove local state and caches (not .venv: make distclean)"
