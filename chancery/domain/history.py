@@ -41,7 +41,8 @@ def earlier_copy(event: Event, kept: Event) -> bool:
     recorded, kept_recorded = event.recordedtime, kept.recordedtime
     if recorded is None or (kept_recorded is not None and recorded >= kept_recorded):
         return False  # the common duplicate, an exact copy, ends here: no digest needed
-    return content_digest(event) == content_digest(kept) and supersedes(event, kept)
+    # Same content, so `supersedes` comes down to the recording: here, earlier is enough.
+    return content_digest(event) == content_digest(kept)
 
 
 def _recording(event: Event) -> tuple[bool, datetime, str]:
