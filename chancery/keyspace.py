@@ -145,8 +145,35 @@ VERSION_COUNTER = f"{ROOT}:rm:versions"
 
 
 def version_meta(version: int) -> str:
-    """Hash: partitions, topic, state (building|ready), created, ready_at."""
+    """Hash of `MetaField`s: partitions, topic, state (a `VersionState`), created_ms, ready_ms."""
     return f"{ROOT}:rm:v{version}:meta"
+
+
+class MetaField:
+    """The fields of a version's `version_meta` hash."""
+
+    STATE = "state"
+    PARTITIONS = "partitions"
+    TOPIC = "topic"
+    CREATED_MS = "created_ms"
+    READY_MS = "ready_ms"
+
+
+class VersionState:
+    """The values of `MetaField.STATE`: a version is built, then served once ready."""
+
+    BUILDING = "building"
+    READY = "ready"
+
+
+class ProgressField:
+    """The fields of a partition's `PartitionSpace.progress` hash. `APPLIED` is written with
+    the offset key, in the same atomic step."""
+
+    APPLIED = "applied"
+    HIGH_WATERMARK = "high_watermark"
+    CAUGHT_UP = "caught_up"
+    UPDATED_MS = "updated_ms"
 
 
 def version_prefix(version: int) -> str:
@@ -177,7 +204,7 @@ class PartitionSpace:
 
     @property
     def progress(self) -> str:
-        """Hash: applied, high_watermark, caught_up, updated_ms (for status and lag)."""
+        """Hash of `ProgressField`s: applied, high_watermark, caught_up, updated_ms."""
         return self._p + "progress"
 
     # events
