@@ -430,6 +430,14 @@ def visit_member(when: When, trip: str, country: str, direction: str) -> str:
     return f"{when.sort_key()} {trip} {country} {direction}"
 
 
+def visit_members(trip: str, state: Trip) -> list[tuple[str, str]]:
+    """(country whose visits index holds it, member) for every leg of the trip `state`,
+    stored under trip key `trip`: see `Trip.visits`."""
+    return [
+        (v.country, visit_member(v.when, trip, v.leg_country, v.direction)) for v in state.visits()
+    ]
+
+
 @dataclass(frozen=True)
 class VisitItem:
     sort_key: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -79,6 +79,36 @@ class Trip(BaseModel):
     purpose: str | None = None
     legs: tuple[LegState, ...]
     history: tuple[TripChange, ...]
+
+    def leg_date(self, leg: LegState) -> When | None:
+        """The date a leg is known by, and indexed by in a country's visits: when it
+        started, else when it is planned, else the trip's planned date, else when the trip
+        was first heard of. None only for a trip with no dates at all."""
+        when = leg.started or leg.planned or self.planned
+        if when is None and self.history:
+            when = self.history[0].when
+        return when
+
+    def visits(self) -> list[Visit]:
+        """Each leg, as it appears in the visits of its destination ("to") and of the
+        traveller's own state or organisation ("from"), at its `leg_date`."""
+        home = self.traveller.actor
+        out: list[Visit] = []
+        for leg in self.legs:
+            when = self.leg_date(leg)
+            if when is not None:
+                out.append(Visit(leg.country, leg.country, "to", when))
+                out.append(Visit(home, leg.country, "from", when))
+        return out
+
+
+class Visit(NamedTuple):
+    """A leg in the visits of `country`: to `leg_country` (its destination) or from it."""
+
+    country: str
+    leg_country: str
+    direction: Literal["to", "from"]
+    when: When
 
 
 class Itinerary(BaseModel):

@@ -276,7 +276,7 @@ class InMemoryReadModelReader:
         snapshot = await self.snapshot()
         members: dict[str, tuple[str, Trip]] = {}
         for tk, trip in self._all_trips().items():
-            for country, member in visit_members(tk, trip):
+            for country, member in keyspace.visit_members(tk, trip):
                 if country == query.country:
                     members[member] = (tk, trip)
         direction = query.direction
@@ -393,18 +393,3 @@ def _page(
     lo, hi = bounds
     chosen = [m for m in sorted(members, reverse=descending) if in_range(m, lo, hi) and accept(m)]
     return Page(chosen[:limit], len(chosen) > limit)
-
-
-def visit_members(tk: str, trip: Trip) -> list[tuple[str, str]]:
-    """(country, member) of each leg in the visits indexes, as the projector writes them."""
-    out: list[tuple[str, str]] = []
-    home = trip.traveller.actor
-    for leg in trip.legs:
-        when = leg.started or leg.planned or trip.planned
-        if when is None and trip.history:
-            when = trip.history[0].when
-        if when is None:
-            continue
-        out.append((leg.country, keyspace.visit_member(when, tk, leg.country, "to")))
-        out.append((home, keyspace.visit_member(when, tk, leg.country, "from")))
-    return out

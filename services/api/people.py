@@ -143,9 +143,7 @@ def _visit_body(entry: VisitEntry) -> VisitBody | None:
     leg = next((leg for leg in trip.legs if leg.country == entry.country), None)
     if leg is None:
         return None
-    when = leg.started or leg.planned or trip.planned
-    if when is None and trip.history:
-        when = trip.history[0].when
+    when = trip.leg_date(leg)
     return VisitBody(
         when=str(when) if when is not None else None,
         country=entry.country,

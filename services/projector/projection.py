@@ -58,7 +58,7 @@ from chancery.contract import (
     event_key,
 )
 from chancery.domain.history import earlier_copy
-from chancery.domain.itineraries import Trip, fold_trip, trip_payload
+from chancery.domain.itineraries import fold_trip, trip_payload
 from chancery.domain.ordering import order_string
 from chancery.domain.relations import DayBucket, coded_contact_kind, relation_effects
 from chancery.domain.timelines import TimelineRefs, timeline_refs
@@ -554,14 +554,14 @@ class ReadModelProjection:
             new = fold_trip(events) if events else None
             latest = new or old
             person = latest.traveller.id if latest is not None else None
-            for country, member in _visit_members(tk, old):
+            for country, member in keyspace.visit_members(tk, old) if old else ():
                 changes.zsets[space.visits(country)][member] = False
             if new is None:
                 w.plan.delete(space.trip_state(tk))
                 if person is not None:
                     changes.hashes[space.person_trips(person)][tk] = None
                 continue
-            for country, member in _visit_members(tk, new):
+            for country, member in keyspace.visit_members(tk, new):
                 changes.zsets[space.visits(country)][member] = True
             w.plan.set(space.trip_state(tk), keyspace.encode_trip(new))
             first = min(events, key=order_string)
@@ -595,24 +595,3 @@ def _emit(changes: _Changes, space: PartitionSpace, plan: WritePlan) -> None:
     plan.hincrby_each(counters)
     if changes.retracted:
         plan.sadd(space.retracted, changes.retracted)
-
-
-def _visit_members(tk: str, trip: Trip | None) -> list[tuple[str, str]]:
-    """(country whose visits index holds it, member) for every leg of `trip`.
-
-    A leg is indexed under its destination ("to") and under the traveller's state or
-    organisation ("from"), at its best-known dates: started, else planned, else the trip's.
-    """
-    if trip is None:
-        return []
-    out: list[tuple[str, str]] = []
-    home = trip.traveller.actor
-    for leg in trip.legs:
-        when = leg.started or leg.planned or trip.planned
-        if when is None and trip.history:
-            when = trip.history[0].when
-        if when is None:
-            continue
-        out.append((leg.country, keyspace.visit_member(when, tk, leg.country, "to")))
-        out.append((home, keyspace.visit_member(when, tk, leg.country, "from")))
-    return out

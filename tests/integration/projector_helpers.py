@@ -56,7 +56,6 @@ from chancery.domain import (
 )
 from chancery.keyspace import PartitionSpace
 from services.cli.local import free_port
-from services.projector.projection import _visit_members
 
 STATES = ("CHN", "USA", "RUS", "UKR", "IRN", "SAU", "FRA", "DEU", "IND", "BRA")
 ACTORS = (*STATES, "NATO", "EU", "UN")
@@ -617,7 +616,7 @@ def expected_models(events: list[Event]) -> ReadModels:
     trips = {tk: fold_trip(evs) for tk, evs in by_trip.items()}
     visits: dict[str, set[str]] = defaultdict(set)
     for tk, trip in trips.items():
-        for country, member in _visit_members(tk, trip):
+        for country, member in keyspace.visit_members(tk, trip):
             visits[country].add(member)
     identities = {e.key for e in events}
     return ReadModels(

@@ -185,3 +185,33 @@ def test_an_itinerary_known_at_a_time() -> None:
     assert then.trips[0].status == "announced"
     now = fold_itinerary("li-hui", [announced, postponed], known_at=postponed.recordedtime)
     assert now.trips[0].status == "postponed"
+
+
+def test_a_leg_is_known_by_its_start_else_its_plan_else_the_trips() -> None:
+    started = trip_event("leg.started", "started", "2023-05-16", country="UKR", city="Kyiv")
+    trip = fold_trip([ANNOUNCED, started])
+    dates = {leg.country: trip.leg_date(leg) for leg in trip.legs}
+    assert dates == {
+        "RUS": When("2023-W20"),  # the trip's planned week
+        "UKR": When("2023-05-16"),  # started, though planned for the week
+        "POL": When("2023-05-18"),  # its own plan
+    }
+    # each leg is a visit to its destination and from the traveller's state
+    visits = {(v.country, v.leg_country, v.direction, v.when) for v in trip.visits()}
+    assert visits == {(country, country, "to", when) for country, when in dates.items()} | {
+        ("CHN", country, "from", when) for country, when in dates.items()
+    }
+
+
+def test_a_trip_without_dates_is_known_by_when_it_was_first_heard_of() -> None:
+    postponed = trip_event(
+        "postponed",
+        "postponed",
+        "2023-02",
+        trip="blinken-beijing",
+        traveller=BLINKEN,
+        legs=[{"country": "CHN", "city": "Beijing"}],
+    )
+    trip = fold_trip([postponed])
+    (leg,) = trip.legs
+    assert trip.leg_date(leg) == trip.history[0].when == When("2023-02")
