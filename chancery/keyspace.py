@@ -459,10 +459,12 @@ STREAM_KEY = b"k"
 STREAM_EVENT = b"e"
 STREAM_TYPE = b"t"
 STREAM_ACTORS = b"a"
+STREAM_ID_SUFFIX = "-1"
+"""What follows the offset in an entry id (an entry per offset: the sequence is always 1)."""
 
 
 def stream_id(offset: int) -> str:
-    return f"{offset}-1"
+    return f"{offset}{STREAM_ID_SUFFIX}"
 
 
 def offset_of_stream_id(entry_id: bytes | str) -> int:

@@ -1,7 +1,7 @@
 """A batch's writes, collected before they are sent in one atomic script.
 
 A plan is a flat list of operations in the apply script's own compact encoding (see
-`store._APPLY`): every operation names its key by its index in the script's KEYS, so a key is
+`apply_script`): every operation names its key by its index in the script's KEYS, so a key is
 sent once however many operations touch it, and a command needs few arguments. Only
 operations that cannot fail on the keys the projector owns exist here: no operation can
 make the script stop half-way (Redis does not roll a script back).

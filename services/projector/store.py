@@ -1,24 +1,13 @@
-"""The projector's Redis adapter: versions, offsets, and the one atomic write per batch.
+"""The projector's read-model store: the port its loop writes through, and the Redis adapter.
 
-`apply` runs, for each partition batch, one Lua script that checks the partition's stored
-offset still equals what this projector last wrote (or read at assignment), then performs
-every write of the batch and moves the offset. Either all of it happens or none: a crash
-before the script leaves nothing, a crash after it leaves everything, and a zombie whose
-partition was reassigned is fenced by the offset check. Every key the script touches is
-passed in KEYS and shares the partition's hash tag, so this holds on Redis Cluster as well.
-
-Redis does not roll back a script that fails half-way, so the script cannot be allowed to
-fail once it has written:
-- it declares itself with a shebang (`#!lua`, no `allow-oom`): Redis refuses it whole, before
-  it runs, when it is out of memory, instead of failing its first write;
-- it checks the whole plan (operation names, argument counts, key indices) before its
-  first write, and answers an error, having written nothing, if the plan is malformed;
-- the planner emits only operations that cannot fail on keys of the right type that only
-  the projector writes (no empty variadic command, counters only ever written by HINCRBY);
-- stream ids must grow: an XADD whose id is not above the stream's last one (possible only
-  if someone removed the offset key by hand) is skipped and counted, never an error.
-Several partitions' scripts go in one pipeline: each is atomic on its own, and each is
-fenced on its own.
+`apply` runs, for each partition batch, one Lua script (`apply_script`) that checks the
+partition's stored offset still equals what this projector last wrote (or read at
+assignment), then performs every write of the batch and moves the offset. Either all of it
+happens or none: a crash before the script leaves nothing, a crash after it leaves
+everything, and a zombie whose partition was reassigned is fenced by the offset check. Every
+key the script touches is passed in KEYS and shares the partition's hash tag, so this holds
+on Redis Cluster as well. Several partitions' scripts go in one pipeline: each is atomic on
+its own, and each is fenced on its own.
 """
 
 from __future__ import annotations
@@ -27,153 +16,28 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from chancery import keyspace
-from chancery.keyspace import PartitionSpace
+from chancery.keyspace import MetaField, PartitionSpace, ProgressField, VersionState
 from services.platform.redis import with_native_packing
 
+from .apply_script import APPLY_SCRIPT
 from .plan import WritePlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Batch", "Outcome", "RedisReadModelWriter", "VersionInfo", "with_native_packing"]
-
-_APPLY = """#!lua
-local stored = redis.call('GET', KEYS[1])
-if (stored or '') ~= ARGV[1] then
-  return {0, stored or '', 0}
-end
-local n = #ARGV
-local nkeys = #KEYS
-local arity = {I = 4, T = 3, K = 2}
-local variadic = {H = 'HSET', D = 'HDEL', R = 'ZREM', S = 'SADD', Z = 'ZADD'}
-local i = 6
-while i <= n do
-  local op = ARGV[i]
-  if op == 'X' then
-    local count = tonumber(ARGV[i + 1])
-    if count == nil or count < 1 then return redis.error_reply('plan: bad stream entries') end
-    for j = i + 2, i + 4 * count - 2, 4 do
-      if not tonumber(ARGV[j]) then return redis.error_reply('plan: bad stream offset') end
-    end
-    i = i + 2 + 4 * count
-  elseif op == 'M' then
-    local nk = tonumber(ARGV[i + 1])
-    if nk == nil or nk < 1 then return redis.error_reply('plan: bad key count') end
-    for j = i + 2, i + 1 + nk do
-      local k = tonumber(ARGV[j])
-      if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
-    end
-    local count = tonumber(ARGV[i + 2 + nk])
-    if count == nil or count < 1 or count > 1000 then
-      return redis.error_reply('plan: bad member count')
-    end
-    i = i + 3 + nk + count
-  else
-    local k = tonumber(ARGV[i + 1])
-    if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
-    if arity[op] then
-      i = i + arity[op]
-    elseif variadic[op] then
-      local count = tonumber(ARGV[i + 2])
-      if count == nil or count < 1 or count > 1000 or (op == 'Z' and count % 2 == 1) then
-        return redis.error_reply('plan: bad member count')
-      end
-      i = i + 3 + count
-    else
-      return redis.error_reply('plan: unknown operation')
-    end
-  end
-end
-if i ~= n + 1 then return redis.error_reply('plan: truncated') end
-
-local top = -1
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-if last[1] ~= nil then top = tonumber(string.match(last[1][1], '^%d+')) end
-local added = false
-local skipped = 0
-local gathered = {}
-local gathered_n = {}
-local gathered_keys = {}
-i = 6
-while i <= n do
-  local op = ARGV[i]
-  if op == 'X' then
-    local final = i + 4 * tonumber(ARGV[i + 1])
-    for j = i + 2, final - 2, 4 do
-      local offset = tonumber(ARGV[j])
-      if offset > top then
-        redis.call('XADD', KEYS[3], ARGV[j] .. '-1',
-          'k', ARGV[j + 1], 't', ARGV[j + 2], 'a', ARGV[j + 3])
-        top = offset
-        added = true
-      else
-        skipped = skipped + 1
-      end
-    end
-    i = final + 2
-  elseif op == 'M' then
-    local nk = tonumber(ARGV[i + 1])
-    local first = i + 3 + nk
-    local final = first - 1 + tonumber(ARGV[first - 1])
-    for j = i + 2, i + 1 + nk do
-      local k = tonumber(ARGV[j])
-      local members = gathered[k]
-      local at = gathered_n[k]
-      if members == nil then
-        members = {}
-        at = 0
-        gathered[k] = members
-        gathered_keys[#gathered_keys + 1] = k
-      end
-      for m = first, final do
-        -- the score as a string: redis.call formats a Lua number (%.17g) every time it passes one
-        members[at + 1] = '0'
-        members[at + 2] = ARGV[m]
-        at = at + 2
-      end
-      gathered_n[k] = at
-    end
-    i = final + 1
-  elseif op == 'I' then
-    local key = KEYS[tonumber(ARGV[i + 1])]
-    if redis.call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3]) == 0 then
-      redis.call('HDEL', key, ARGV[i + 2])
-    end
-    i = i + 4
-  elseif op == 'T' then
-    redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
-    i = i + 3
-  elseif op == 'K' then
-    redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
-    i = i + 2
-  else
-    local final = i + 2 + tonumber(ARGV[i + 2])
-    redis.call(variadic[op], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, final))
-    i = final + 1
-  end
-end
-for _, k in ipairs(gathered_keys) do
-  local members = gathered[k]
-  local count = gathered_n[k]
-  for s = 1, count, 1000 do
-    redis.call('ZADD', KEYS[k], unpack(members, s, math.min(s + 999, count)))
-  end
-end
-if added then
-  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[5])
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'applied', ARGV[2], 'high_watermark', ARGV[3], 'updated_ms', ARGV[4])
-if tonumber(ARGV[2]) + 1 >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[2], 'caught_up', '1')
-end
-return {1, ARGV[2], skipped}
-"""
+__all__ = [
+    "Batch",
+    "Outcome",
+    "ReadModelWriter",
+    "RedisReadModelWriter",
+    "VersionInfo",
+    "with_native_packing",
+]
 
 
 @dataclass(frozen=True)
@@ -197,8 +61,40 @@ class Outcome:
 @dataclass(frozen=True)
 class VersionInfo:
     version: int
-    state: str  # "building" | "ready"
+    state: str  # a keyspace.VersionState
     partitions: int
+
+
+class ReadModelWriter(Protocol):
+    """What the projector's loop needs of the read-model store: the served version, each
+    partition's stored offset, and the atomic write of a batch."""
+
+    async def active_version(self) -> int | None:
+        """The version the API serves (None: no pointer, Redis is new or was emptied)."""
+        ...
+
+    async def ensure_active_version(self, partitions: int, *, above: int = 0) -> int:
+        """The served version; when there is none, a new one (numbered above `above`)."""
+        ...
+
+    async def version_info(self, version: int) -> VersionInfo | None: ...
+
+    async def mark_ready_if_caught_up(self, version: int, partitions: int) -> bool:
+        """Set the version ready once every partition has caught up; True when ready."""
+        ...
+
+    async def stored_offsets(self, spaces: Sequence[PartitionSpace]) -> list[int | None]:
+        """Each partition's last applied offset (None: nothing applied)."""
+        ...
+
+    async def mark_caught_up(self, space: PartitionSpace, high_watermark: int) -> None:
+        """For a partition with nothing (more) to apply at assignment time."""
+        ...
+
+    async def apply(self, batches: Sequence[Batch]) -> list[Outcome]:
+        """Each batch's writes and offset move, atomically per batch, each fenced on the
+        offset it starts from."""
+        ...
 
 
 class RedisReadModelWriter:
@@ -206,7 +102,7 @@ class RedisReadModelWriter:
         self._redis = redis
         self._topic = topic
         self._stream_max_len = stream_max_len
-        self._script = redis.register_script(_APPLY)  # for its digest; loaded by apply
+        self._script = redis.register_script(APPLY_SCRIPT)  # for its digest; loaded by apply
         self._script_loaded = False
 
     @property
@@ -249,10 +145,10 @@ class RedisReadModelWriter:
         await self._redis.hset(
             keyspace.version_meta(version),
             mapping={
-                "state": "building",
-                "partitions": partitions,
-                "topic": self._topic,
-                "created_ms": int(time.time() * 1000),
+                MetaField.STATE: VersionState.BUILDING,
+                MetaField.PARTITIONS: partitions,
+                MetaField.TOPIC: self._topic,
+                MetaField.CREATED_MS: int(time.time() * 1000),
             },
         )
         return version
@@ -263,22 +159,26 @@ class RedisReadModelWriter:
             return None
         return VersionInfo(
             version=version,
-            state=_text(meta[b"state"]),
-            partitions=int(meta[b"partitions"]),
+            state=_text(meta[MetaField.STATE.encode()]),
+            partitions=int(meta[MetaField.PARTITIONS.encode()]),
         )
 
     async def mark_ready_if_caught_up(self, version: int, partitions: int) -> bool:
         """Set the version `ready` once every partition has caught up; True when ready."""
         meta_key = keyspace.version_meta(version)
-        if await self._redis.hget(meta_key, "state") == b"ready":
+        if await self._redis.hget(meta_key, MetaField.STATE) == VersionState.READY.encode():
             return True
         async with self._redis.pipeline(transaction=False) as pipe:
             for p in range(partitions):
-                pipe.hget(PartitionSpace(version, p).progress, "caught_up")
+                pipe.hget(PartitionSpace(version, p).progress, ProgressField.CAUGHT_UP)
             flags = await pipe.execute()
         if all(f == b"1" for f in flags):
             await self._redis.hset(
-                meta_key, mapping={"state": "ready", "ready_ms": int(time.time() * 1000)}
+                meta_key,
+                mapping={
+                    MetaField.STATE: VersionState.READY,
+                    MetaField.READY_MS: int(time.time() * 1000),
+                },
             )
             logger.info("read models version %d is ready", version)
             return True
@@ -311,9 +211,9 @@ class RedisReadModelWriter:
         await self._redis.hset(
             space.progress,
             mapping={
-                "caught_up": 1,
-                "high_watermark": high_watermark,
-                "updated_ms": int(time.time() * 1000),
+                ProgressField.CAUGHT_UP: 1,
+                ProgressField.HIGH_WATERMARK: high_watermark,
+                ProgressField.UPDATED_MS: int(time.time() * 1000),
             },
         )
 
@@ -348,10 +248,10 @@ class RedisReadModelWriter:
     async def _run_scripts(self, calls: list[list[str | bytes | int]]) -> list[Any]:
         """The replies of the script calls, sent in one pipeline.
 
-        The script is loaded once, not checked before every pipeline (redis-py's way, a
-        round trip that made each round wait before its scripts were even sent); when Redis
-        answers NOSCRIPT (it restarted, or its scripts were flushed) the call ran nothing,
-        so it is loaded again and those calls are sent again.
+        The script is loaded once, not checked before every pipeline as redis-py's `Script`
+        does (a round trip that would hold each round's scripts back); when Redis answers
+        NOSCRIPT (it restarted, or its scripts were flushed) the call ran nothing, so it is
+        loaded again and those calls are sent again.
         """
         if not self._script_loaded:
             await self._load_script()
@@ -373,7 +273,7 @@ class RedisReadModelWriter:
         return replies
 
     async def _load_script(self) -> None:
-        sha = await self._redis.script_load(_APPLY)
+        sha = await self._redis.script_load(APPLY_SCRIPT)
         if sha != self._script.sha:  # pragma: no cover - SHA-1 of the same text
             raise RuntimeError("Redis loaded the apply script under another digest")
         self._script_loaded = True

@@ -386,7 +386,11 @@ async def publish(
 
 # --- reading the read models back ------------------------------------------------------------
 
-VOLATILE_FIELDS = {"updated_ms", "created_ms", "ready_ms"}
+VOLATILE_FIELDS = {
+    keyspace.ProgressField.UPDATED_MS,
+    keyspace.MetaField.CREATED_MS,
+    keyspace.MetaField.READY_MS,
+}
 
 
 async def canonical_dump(
