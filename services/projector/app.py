@@ -24,8 +24,9 @@ from services.platform.runtime import frozen_startup_heap
 
 from .deadletters import KafkaDeadLetters
 from .metrics import ProjectorMetrics
+from .progress import Progress
 from .projection import ReadModelProjection
-from .projector import Progress, Projector
+from .projector import Projector
 from .status import status_app
 from .store import RedisReadModelWriter
 

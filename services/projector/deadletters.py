@@ -1,4 +1,4 @@
-"""Parking poison events: the port, the Kafka adapter and its in-memory twin.
+"""Parking poison events: the port and its Kafka adapter (the twin: tests/twins/dead_letters).
 
 A poison event is one that cannot be decoded or that fails the fold. It is copied, bytes
 and headers unchanged, to the dead-letter topic with headers saying why and where it came
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -93,11 +93,3 @@ class KafkaDeadLetters:
             poison.reason,
             extra={"partition": poison.partition, "offset": poison.offset},
         )
-
-
-@dataclass
-class InMemoryDeadLetters:
-    parked: list[Poison] = field(default_factory=list)
-
-    async def park(self, poison: Poison) -> None:
-        self.parked.append(poison)

@@ -34,9 +34,9 @@ from chancery.contract import EVENT_TYPES, Event, encode_event, stamp
 from chancery.settings import ProjectorSettings
 from services.cli.dlq import replay_dead_letters
 from services.cli.local import RedisServer
-from services.projector import projection
+from services.projector import effects
 from services.projector.app import run_live, run_rebuild
-from services.projector.projector import Progress
+from services.projector.progress import Progress
 
 from .projector_helpers import (
     ProjectorProcess,
@@ -79,7 +79,7 @@ async def redis(chancery_env: dict[str, str]) -> AsyncIterator[Redis]:
 
 
 async def version_state(redis: Redis, version: int) -> str | None:
-    raw: Any = await redis.hget(keyspace.version_meta(version), "state")
+    raw: Any = await redis.hget(keyspace.version_meta(version), keyspace.MetaField.STATE)
     return raw.decode() if raw is not None else None
 
 
@@ -238,7 +238,7 @@ async def test_poison_events_are_parked_counted_and_replayed_once_fixed(
             raise RuntimeError("the fold cannot handle this event")
         return real(event)
 
-    monkeypatch.setattr(projection, "relation_effects", broken)
+    monkeypatch.setattr(effects, "relation_effects", broken)
     settings = projector_settings(chancery_env, max_batch_events=500)
     metrics_url = f"http://127.0.0.1:{settings.status_port}/metrics"
     async with live(settings), httpx.AsyncClient(timeout=5) as http:

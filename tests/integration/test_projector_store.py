@@ -1,4 +1,5 @@
-"""The atomic step itself: the Lua script never stops half-way, and is fenced.
+"""The atomic step itself: the Lua script never stops half-way, and is fenced; and the
+writer's in-memory twin (tests/twins) does what the Redis writer does.
 
 Redis does not roll back a script that fails after it has written, so the script must not
 fail once it writes: a malformed plan, a stale offset and an out-of-memory server each
@@ -8,7 +9,7 @@ skips the entry instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -18,9 +19,17 @@ from redis.exceptions import ResponseError
 from chancery import keyspace
 from chancery.keyspace import PartitionSpace
 from services.projector.plan import WritePlan
-from services.projector.store import Batch, RedisReadModelWriter, with_native_packing
+from services.projector.projection import PipelinedReads, ReadModelProjection
+from services.projector.records import LogRecord
+from services.projector.store import (
+    Batch,
+    ReadModelWriter,
+    RedisReadModelWriter,
+    with_native_packing,
+)
+from tests.twins.read_model_writer import InMemoryReadModelWriter, MemoryReadModels
 
-from .projector_helpers import canonical_dump
+from .projector_helpers import VOLATILE_FIELDS, canonical_dump, generate_log
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +145,83 @@ def test_the_longest_trip_keys_are_valid_keys() -> None:
     trip = keyspace.trip_key("a" * 64, "b" * 64)
     assert SPACE.trip_state(trip).endswith(trip)
     assert SPACE.trip_events(trip).endswith(f"{trip}:events")
+
+
+# --- the twin ---------------------------------------------------------------------------------
+
+
+async def _a_writers_life(
+    writer: ReadModelWriter, reads: PipelinedReads, remove_offset: Callable[[str], Any]
+) -> list[object]:
+    """What a writer answers, from a new store through a fold of a log in batches (the fold
+    reading through `reads`), a fenced step, and a stream left ahead of a removed offset."""
+    log = generate_log(300, seed=17)
+    records = [
+        LogRecord(0, i, p.key.encode(), p.value, p.event, p.event.key) for i, p in enumerate(log)
+    ]
+    projection = ReadModelProjection(reads)
+    answers: list[object] = [await writer.active_version()]
+    version = await writer.ensure_active_version(2)
+    spaces = [PartitionSpace(version, p) for p in range(2)]
+    answers += [version, await writer.version_info(version), await writer.stored_offsets(spaces)]
+    await writer.mark_caught_up(spaces[1], 0)  # a partition with nothing to apply
+    stored = None
+    for start in range(0, len(records), 37):
+        batch = records[start : start + 37]
+        [plan] = await projection.plan([(spaces[0], batch)])
+        assert isinstance(plan, WritePlan), plan
+        answers.append(
+            await writer.apply([Batch(spaces[0], stored, batch[-1].offset, len(records), plan)])
+        )
+        stored = batch[-1].offset
+        answers.append(await writer.mark_ready_if_caught_up(version, 2))
+    answers.append(await writer.apply([Batch(spaces[0], 3, 9, len(records), WritePlan())]))
+    await remove_offset(spaces[0].offset)
+    a_stream_entry = WritePlan()
+    a_stream_entry.xadd(5, "k5", "diplomacy.event.coded", "CHN USA")
+    answers.append(await writer.apply([Batch(spaces[0], None, 5, len(records), a_stream_entry)]))
+    answers += [await writer.stored_offsets(spaces), await writer.version_info(version)]
+    return answers
+
+
+def _dump(models: MemoryReadModels, version: int) -> dict[str, object]:
+    """The twin's keys of `version` as `canonical_dump` shows Redis's."""
+    prefix = keyspace.version_prefix(version)
+    out: dict[str, object] = {}
+    for key, value in models.strings.items():
+        out[key] = value
+    for key, fields in models.hashes.items():
+        out[key] = sorted((f.encode(), v) for f, v in fields.items() if f not in VOLATILE_FIELDS)
+    for key, members in models.zsets.items():
+        out[key] = [(m.encode(), 0.0) for m in sorted(members, key=str.encode)]
+    for key, members in models.sets.items():
+        out[key] = sorted(m.encode() for m in members)
+    for key, entries in models.streams.items():
+        out[key] = [
+            (i.encode(), sorted((f.encode(), v) for f, v in fields.items()))
+            for i, fields in entries
+        ]
+    empty: tuple[object, ...] = ([], b"")
+    return {
+        k.removeprefix(prefix): v for k, v in out.items() if k.startswith(prefix) and v not in empty
+    }
+
+
+async def test_the_in_memory_writer_answers_and_writes_what_redis_does(
+    writer: RedisReadModelWriter, redis: Redis
+) -> None:
+    twin = InMemoryReadModelWriter(topic="t")
+
+    async def remove_from_redis(key: str) -> None:
+        await redis.delete(key)
+
+    async def remove_from_twin(key: str) -> None:
+        twin.models.strings.pop(key)
+
+    in_redis = await _a_writers_life(writer, redis, remove_from_redis)
+    in_memory = await _a_writers_life(twin, twin.models, remove_from_twin)
+
+    assert in_memory == in_redis
+    version = await writer.active_version()
+    assert version is not None
+    assert _dump(twin.models, version) == await canonical_dump(redis, version)

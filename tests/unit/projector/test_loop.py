@@ -1,6 +1,7 @@
-"""The projector's loop around its background work, with twins of the consumer and the writer:
-the version-pointer read and the Kafka offset commit run beside the loop, and neither may
-hold up a stop, lose an error, or stop the loop when Redis fails.
+"""The projector's loop around its background work, with an idle consumer and the twins of the
+writer and the dead-letter topic: the version-pointer read and the Kafka offset commit run
+beside the loop, and neither may hold up a stop, lose an error, or stop the loop when Redis
+fails.
 
 (The loop against real Kafka and Redis: tests/integration, SIGKILL, rebalance and rebuild.)
 """
@@ -10,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from chancery.keyspace import PartitionSpace
+from services.projector import kafka_commits, version_pointer
 from services.projector import projector as projector_module
+from services.projector.consumer import EventLogConsumer, Fetched
 from services.projector.metrics import ProjectorMetrics
+from services.projector.projection import ReadModelProjection
 from services.projector.projector import Projector
+from tests.twins.dead_letters import InMemoryDeadLetters
+from tests.twins.read_model_writer import InMemoryReadModelWriter
 
 TP = TopicPartition("events", 0)
 METRICS = ProjectorMetrics()  # one registry: a second would register its metrics twice
@@ -32,11 +38,17 @@ class IdleConsumer:
         self.commit_mode = commit
         self.committed = asyncio.Event()  # a commit was asked for
 
-    def subscribe(self, *args: Any, **kwargs: Any) -> None:
+    def subscribe(self, topics: list[str], *, listener: ConsumerRebalanceListener) -> None:
+        pass
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
         pass
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: 5 for tp in tps}
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        pass
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         pass
@@ -45,8 +57,8 @@ class IdleConsumer:
         return 5
 
     async def getmany(
-        self, *tps: TopicPartition, timeout_ms: int = 0, **kwargs: Any
-    ) -> dict[TopicPartition, list[object]]:
+        self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Fetched:
         await asyncio.sleep(timeout_ms / 1000)
         return {}
 
@@ -58,58 +70,52 @@ class IdleConsumer:
             raise RuntimeError("not a KafkaError")
 
 
-class _Info:
-    state = "ready"
-
-
-class Writer:
-    """The version pointer and the stored offsets; `fail_read` fails that pointer read."""
+class Writer(InMemoryReadModelWriter):
+    """The writer's twin, every read of the version pointer counted (the first is
+    `start_live`'s); read number `fail_read` fails as Redis would, gone."""
 
     def __init__(self, fail_read: int | None = None) -> None:
+        super().__init__()
         self.reads = 0
         self.fail_read = fail_read
         self.read_five_times = asyncio.Event()
 
-    async def active_version(self) -> int:
+    async def active_version(self) -> int | None:
         self.reads += 1
         if self.reads >= 5:
             self.read_five_times.set()
         await asyncio.sleep(0.001)
         if self.reads == self.fail_read:
             raise RedisConnectionError("Redis went away")
-        return 1
+        return await super().active_version()
 
-    async def ensure_active_version(self, partitions: int, above: int = 0) -> int:
-        return 1
 
-    async def version_info(self, version: int) -> _Info:
-        return _Info()
-
-    async def stored_offsets(self, spaces: Sequence[object]) -> list[int]:
-        return [4 for _ in spaces]
-
-    async def mark_caught_up(self, space: object, high: int) -> None:
-        pass
+async def served(writer: Writer) -> Writer:
+    """`writer` serving version 1, whose one partition applied offsets 0 to 4."""
+    version = await writer.new_version(1)
+    await writer.activate(version)
+    writer.models.strings[PartitionSpace(version, 0).offset] = b"4"
+    return writer
 
 
 @pytest.fixture(autouse=True)
 def short_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(projector_module, "POINTER_CHECK_S", 0.01)
-    monkeypatch.setattr(projector_module, "KAFKA_COMMIT_EVERY_S", 0.01)
+    monkeypatch.setattr(version_pointer, "POINTER_CHECK_S", 0.01)
+    monkeypatch.setattr(kafka_commits, "COMMIT_EVERY_S", 0.01)
     monkeypatch.setattr(projector_module, "RETRY_S", 0.01)
 
 
 async def run_until(
-    consumer: IdleConsumer, writer: Writer, reached: asyncio.Event
+    consumer: EventLogConsumer, writer: Writer, reached: asyncio.Event
 ) -> asyncio.Task[None]:
     """Start a live projector on one partition, stop it once `reached` is set (or the loop
     ended), and return its task once it stopped (or the bound passed)."""
     projector = Projector(
         consumer,
-        writer,  # type: ignore[arg-type]
+        await served(writer),
         # No batch ever comes: nothing is folded or parked.
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+        ReadModelProjection(writer.models),
+        InMemoryDeadLetters(),
         METRICS,
         topic="events",
         partitions=1,
@@ -139,7 +145,7 @@ async def test_a_failed_commit_is_logged_when_the_loop_stops_before_raising_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     consumer = IdleConsumer(commit="fails")
-    with caplog.at_level(logging.WARNING, logger=projector_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=kafka_commits.__name__):
         task = await run_until(consumer, Writer(), consumer.committed)
     assert task.done()
     if task.exception() is None:  # stopped before the next round could raise it: logged

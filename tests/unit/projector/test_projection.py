@@ -2,20 +2,18 @@
 the general path writes.
 
 `ReadModelProjection(fast_paths=False)` folds every event through the domain's
-`relation_effects` and `timeline_refs`; the default folds `diplomacy.event.coded` from plain
-values. Both fold the same logs (coded events of every kind of actor, code, Goldstein value
+`relation_effects` and `timeline_refs`, event by event; the default folds
+`diplomacy.event.coded` from what the domain said of the first event with the same pair and
+facts. Both fold the same logs (coded events of every kind of actor, code, Goldstein value
 and precision, mixed with other types, duplicates and retractions, in one batch or several)
-into a small in-memory Redis that runs the plans as the apply script does; the two must end
-in the same state, key by key.
+into the in-memory read models (tests/twins), which run the plans as the apply script does;
+the two must end in the same state, key by key.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -24,16 +22,22 @@ from hypothesis import strategies as st
 from chancery import keyspace
 from chancery.contract import (
     Event,
+    EventCoded,
     encode_event,
     event_key,
     partition_key,
     retraction_target,
     stamp,
 )
+from chancery.domain.ordering import order_string
+from chancery.domain.relations import relation_effects
 from chancery.keyspace import PartitionSpace
-from services.projector.plan import FIXED_KEYS, WritePlan
-from services.projector.projection import CODED_SUFFIX, CODED_TYPE, Carry, ReadModelProjection
+from services.projector import projection as projection_module
+from services.projector.coded import CodedFacts
+from services.projector.plan import WritePlan
+from services.projector.projection import InFlightWrites, ReadModelProjection
 from services.projector.records import LogRecord
+from tests.twins.read_model_writer import MemoryReadModels
 from tests.unit.contract.strategies import (
     OCCURRING_TYPES,
     SOURCES,
@@ -48,126 +52,9 @@ SPACE = PartitionSpace(1, 0)
 CODED = "diplomacy.event.coded"
 
 
-class MemoryRedis:
-    """What the projection reads, and the apply script's effect, over plain dicts."""
-
-    def __init__(self) -> None:
-        self.hashes: dict[str, dict[str, Any]] = defaultdict(dict)
-        self.zsets: dict[str, set[str]] = defaultdict(set)
-        self.sets: dict[str, set[str]] = defaultdict(set)
-        self.strings: dict[str, Any] = {}
-        self.stream: list[tuple[Any, ...]] = []
-
-    def pipeline(self, transaction: bool = False) -> _Pipeline:
-        return _Pipeline(self)
-
-    def apply(self, plan: WritePlan) -> None:
-        keys = plan.keys
-        args = plan.script_args()
-        i = 0
-
-        def key(at: int) -> str:
-            return keys[int(args[at]) - FIXED_KEYS - 1]
-
-        while i < len(args):
-            op = args[i]
-            if op == "X":
-                n = int(args[i + 1])
-                entries = args[i + 2 : i + 2 + 4 * n]
-                self.stream += [tuple(entries[j : j + 4]) for j in range(0, len(entries), 4)]
-                i += 2 + 4 * n
-            elif op == "M":
-                nk = int(args[i + 1])
-                targets = [key(j) for j in range(i + 2, i + 2 + nk)]
-                count = int(args[i + 2 + nk])
-                members = args[i + 3 + nk : i + 3 + nk + count]
-                for target in targets:
-                    self.zsets[target].update(str(m) for m in members)
-                i += 3 + nk + count
-            elif op == "I":
-                fields = self.hashes[key(i + 1)]
-                total = int(fields.get(str(args[i + 2]), 0)) + int(args[i + 3])
-                if total:
-                    fields[str(args[i + 2])] = total
-                else:
-                    fields.pop(str(args[i + 2]), None)
-                i += 4
-            elif op == "T":
-                self.strings[key(i + 1)] = args[i + 2]
-                i += 3
-            elif op == "K":
-                self.strings.pop(key(i + 1), None)
-                i += 2
-            else:
-                target, count = key(i + 1), int(args[i + 2])
-                items = args[i + 3 : i + 3 + count]
-                if op == "H":
-                    self.hashes[target].update(zip(map(str, items[0::2]), items[1::2], strict=True))
-                elif op == "D":
-                    for name in items:
-                        self.hashes[target].pop(str(name), None)
-                elif op == "Z":
-                    self.zsets[target].update(str(m) for m in items[1::2])
-                elif op == "R":
-                    self.zsets[target].difference_update(str(m) for m in items)
-                elif op == "S":
-                    self.sets[target].update(str(m) for m in items)
-                else:
-                    raise AssertionError(f"unknown operation {op!r}")
-                i += 3 + count
-
-    def state(self) -> dict[str, object]:
-        """Every non-empty key, values as bytes where Redis would answer bytes."""
-        out: dict[str, object] = {}
-        for name, fields in self.hashes.items():
-            if fields:
-                out[name] = {k: _bytes(v) for k, v in fields.items()}
-        for name, members in [*self.zsets.items(), *self.sets.items()]:
-            if members:
-                out[name] = sorted(members)
-        out.update({k: _bytes(v) for k, v in self.strings.items()})
-        out["stream"] = [tuple(_bytes(x) for x in entry) for entry in self.stream]
-        return out
-
-
-def _bytes(value: object) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-class _Pipeline:
-    def __init__(self, redis: MemoryRedis) -> None:
-        self.redis = redis
-        self.replies: list[object] = []
-
-    async def __aenter__(self) -> _Pipeline:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def hmget(self, name: str, fields: Sequence[str]) -> None:
-        self.replies.append([_maybe_bytes(self.redis.hashes[name].get(f)) for f in fields])
-
-    def smismember(self, name: str, members: Sequence[str]) -> None:
-        self.replies.append([int(m in self.redis.sets[name]) for m in members])
-
-    def hgetall(self, name: str) -> None:
-        self.replies.append({k.encode(): _bytes(v) for k, v in self.redis.hashes[name].items()})
-
-    def get(self, name: str) -> None:
-        self.replies.append(_maybe_bytes(self.redis.strings.get(name)))
-
-    async def execute(self) -> list[object]:
-        return self.replies
-
-
-def _maybe_bytes(value: object) -> bytes | None:
-    return None if value is None else _bytes(value)
-
-
 async def _fold(batches: list[list[Event]], *, fast: bool) -> dict[str, object]:
-    redis = MemoryRedis()
-    projection = ReadModelProjection(redis, fast_paths=fast)  # type: ignore[arg-type]
+    models = MemoryReadModels()
+    projection = ReadModelProjection(models, fast_paths=fast)
     offset = 0
     for batch in batches:
         records = []
@@ -176,8 +63,8 @@ async def _fold(batches: list[list[Event]], *, fast: bool) -> dict[str, object]:
             offset += 1
         [plan] = await projection.plan([(SPACE, records)])
         assert isinstance(plan, WritePlan), plan
-        redis.apply(plan)
-    return redis.state()
+        models.apply(SPACE, plan)
+    return models.state()
 
 
 TYPES = (*(CODED,) * 6, *OCCURRING_TYPES)
@@ -213,28 +100,28 @@ async def test_the_fast_path_writes_what_the_domain_path_writes(
 async def _fold_ahead(batches: list[list[Event]]) -> dict[str, object]:
     """As the projector folds: each batch planned while the previous one's plan is not yet
     applied, from what that plan carries (a plan that touched trips is applied first)."""
-    redis = MemoryRedis()
-    projection = ReadModelProjection(redis)  # type: ignore[arg-type]
+    models = MemoryReadModels()
+    projection = ReadModelProjection(models)
     offset = 0
-    pending: tuple[WritePlan, Carry] | None = None
+    pending: tuple[WritePlan, InFlightWrites] | None = None
     for batch in batches:
         records = []
         for event in batch:
             records.append(LogRecord(0, offset, None, encode_event(event), event, event.key))
             offset += 1
         if pending is not None and pending[1].trips:
-            redis.apply(pending[0])
+            models.apply(SPACE, pending[0])
             pending = None
-        reading = projection.read([(SPACE, records)], [pending[1] if pending else None])
-        [(_, plan, carry)] = [planned async for planned in projection.plans(reading)]
+        read = projection.read([(SPACE, records)], [pending[1] if pending else None])
+        [(_, plan, writes)] = [planned async for planned in projection.plans(read)]
         assert isinstance(plan, WritePlan), plan
-        assert carry is not None
+        assert writes is not None
         if pending is not None:
-            redis.apply(pending[0])
-        pending = (plan, carry)
+            models.apply(SPACE, pending[0])
+        pending = (plan, writes)
     if pending is not None:
-        redis.apply(pending[0])
-    return redis.state()
+        models.apply(SPACE, pending[0])
+    return models.state()
 
 
 @settings(max_examples=150, deadline=None)
@@ -267,7 +154,7 @@ def _arrival_free(state: dict[str, object]) -> dict[str, object]:
     """A folded state without what depends on arrival alone: the stream of applied events,
     the offsets stored beside each event, and the order of identities sharing an id."""
     out = dict(state)
-    out.pop("stream")
+    out.pop(SPACE.stream)
     events = out.pop(SPACE.events, {})
     assert isinstance(events, dict)
     out[SPACE.events] = {k: v.partition(b" ")[2] for k, v in events.items()}
@@ -314,7 +201,9 @@ async def test_a_copy_stamped_later_changes_nothing_wherever_it_arrives(
 async def test_the_stream_names_each_new_event_by_its_key_and_the_events_hash_holds_it() -> None:
     event = _coded("s1", "CHN", "USA", "042")
     state = await _fold([[event, event]], fast=True)
-    assert state["stream"] == [(b"0", event.key.encode(), CODED.encode(), b"CHN USA")]
+    assert state[SPACE.stream] == [
+        ("0-1", {"k": event.key.encode(), "t": CODED.encode(), "a": b"CHN USA"})
+    ]
     assert state[SPACE.events] == {event.key: b"0 " + encode_event(event)}
 
 
@@ -345,9 +234,39 @@ def test_hincrby_each_is_hincrby_of_each_counter() -> None:
     assert at_once.keys == one_by_one.keys == ["k2", "k1", "k3"]
 
 
-def test_member_tails_made_once_are_what_the_keyspace_appends() -> None:
-    """The projection builds coded events' members as order + a tail made once per fact."""
-    order = "2019-10-24T00:00:00+00:00/2/2019-10-25T00:00:00+00:00 https://src 881990836"
-    assert order + CODED_SUFFIX == keyspace.timeline_member(order, CODED_TYPE)
-    tail = keyspace.contact_member_of("", "meeting", "2019-10-24")
-    assert order + tail == keyspace.contact_member_of(order, "meeting", "2019-10-24")
+@settings(max_examples=200, deadline=None)
+@given(occurring_events("c", CODED))
+def test_member_tails_made_once_are_what_the_keyspace_appends(event: Event) -> None:
+    """The fast path builds a coded event's members as its order string + a tail made once
+    per fact: the members keyspace makes of the event and its domain effect."""
+    assert isinstance(event, EventCoded)
+    facts = CodedFacts.of(event)
+    if event.data.actor1 == event.data.actor2:
+        assert facts is None  # no pair, no effect: the general fold takes it
+        return
+    assert facts is not None
+    order = f"{facts.sort_key} {event.source} {event.id}"
+    assert order == order_string(event)
+    assert order + facts.timeline_tail == keyspace.timeline_member(order, event.type)
+    [effect] = relation_effects(event).values()
+    if effect.contact is None:
+        assert facts.contact_tail is None
+    else:
+        assert facts.contact_tail is not None
+        assert order + facts.contact_tail == keyspace.contact_member(effect.contact)
+
+
+async def test_coded_events_between_two_actors_take_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(Else the tests holding the two paths equal would compare the general path with
+    itself.)"""
+
+    def general(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a coded event took the general fold")
+
+    monkeypatch.setattr(projection_module, "add_effects", general)
+    events = [_coded("f1", "CHN", "USA", "042"), _coded("f2", "USA", "RUS", "190")]
+    state = await _fold([events], fast=True)
+    days = state[SPACE.relation("CHN|USA", "days")]
+    assert days == {"2023-03-01:n": b"1", "2023-03-01:q1": b"1", "2023-03-01:g": b"19"}
