@@ -19,7 +19,7 @@ from collections import defaultdict
 from enum import Enum
 
 from chancery import keyspace
-from chancery.contract import EventCoded, When
+from chancery.contract import EventCoded
 from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import RelationEffect, relation_effects
 from chancery.domain.timelines import timeline_refs
@@ -91,8 +91,9 @@ class _Unknown(Enum):
 UNKNOWN = _Unknown.UNKNOWN
 """Not met yet (None, remembered, means: the general fold takes such events)."""
 
-_FACTS: Memo[tuple[When, str, float | None], CodedFacts | None] = Memo()
-"""Facts of coded events, by (occurred, code, Goldstein value): the same in every partition."""
+_FACTS: Memo[tuple[str, str, float | None], CodedFacts | None] = Memo()
+"""Facts of coded events, by (occurred's text, code, Goldstein value): the same in every
+partition. (`When` compares by its text, through Python methods: the text is a cheaper key.)"""
 
 
 class CodedPairs:
@@ -135,7 +136,7 @@ class CodedEvents:
             pair = self._pairs.of(event)
         if pair is None:
             return False
-        k = (data.occurred, data.cameo, data.goldstein)
+        k = (data.occurred.text, data.cameo, data.goldstein)
         facts = _FACTS.get(k, UNKNOWN)
         if facts is UNKNOWN:
             facts = _FACTS.remember(k, CodedFacts.of(event))
