@@ -60,10 +60,10 @@ class IdempotencyRecord(NamedTuple):
 
     Stored as one short line, `P<digest> <claim> <partition_key>` while pending and
     `D<digest> <partition>:<offset> <partition_key>` once done: the partition key is the
-    rest of the line, so it may hold any character. Ingest sends each record to Redis twice
-    per event (the claim, then the claim again beside the done record), and these lines are
-    half the size of the JSON the records were stored as before. Records in that JSON (one
-    idempotency window of them, after an upgrade) still read: see `decode`.
+    rest of the line, so it may hold any character. A line, not JSON: ingest sends each
+    record to Redis twice per event (the claim, then the claim again beside the done
+    record), so every byte of it counts twice. Records stored as JSON by earlier releases
+    (one idempotency window of them, after an upgrade) still read: see `decode`.
     """
 
     digest: str
@@ -452,8 +452,9 @@ def decode_visit_member(member: bytes) -> VisitItem:
 
 
 # The stream of applied events: entry id `<offset>-1`; fields k (the event_key: the event is
-# in the partition's `events` hash), t (type), a (actors, space-separated). Entries written
-# before the `k` field existed carry the event JSON itself in `e` instead.
+# in the partition's `events` hash), t (type), a (actors, space-separated). Entries of older
+# releases, which may still be in a stream, carry the event JSON itself in `e` instead of `k`
+# (read, never written).
 
 STREAM_KEY = b"k"
 STREAM_EVENT = b"e"

@@ -2,8 +2,8 @@
 
 Python's cyclic garbage collector scans every container object a generation holds. After
 startup a service holds hundreds of thousands that live as long as the process (modules,
-pydantic schemas, the country tables, clients), and each full collection walked them all:
-under load that was a fifth of ingest's CPU. `gc.freeze()` moves them out of the collector's
+pydantic schemas, the country tables, clients), and each full collection would walk them
+all again, finding nothing to free. `gc.freeze()` moves them out of the collector's
 sight (they are still freed by reference counting), and a larger first-generation
 threshold lets the short-lived objects of a request die by reference counting before a
 collection has to look at them.

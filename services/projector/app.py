@@ -36,13 +36,11 @@ START_RETRY_S = 1.0
 YOUNG_PER_EVENT = 25
 """The collector's first-generation threshold while the projector runs, per event of a round
 (`CHANCERY_PROJECTOR_BATCH_EVENTS`). A round and the one fetched ahead hold some 20 young
-containers per event of a round (about 11 per event: the event and its data, their dicts and
-field sets, the LogRecord, aiokafka's record) that reference counting frees when the round
-ends. At 2,000 events a round and a threshold of 20,000 a collection still started every
-few rounds and scanned all of them, 20-25 ms each: 2 us an event, a tenth of the projector's
-CPU. Above a round's worth it almost never runs, so the threshold grows with the round. Peak
-RSS rose by about 10 MiB (reached at start, where the consumer's fetch buffers dominate it)
-and stays flat."""
+containers per event of a round (the event and its data, their dicts and field sets, the
+LogRecord, aiokafka's record), all freed by reference counting when the round ends. Below
+that, a collection starts every few rounds and scans every one of them for nothing; above a
+round's worth it almost never runs, so the threshold grows with the round. What it costs in
+memory, and what it saves: docs/performance.md."""
 
 
 def gen0_threshold(max_batch_events: int) -> int:
