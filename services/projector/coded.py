@@ -22,7 +22,7 @@ from chancery import keyspace
 from chancery.contract import EventCoded
 from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import RelationEffect, relation_effects
-from chancery.domain.timelines import timeline_refs
+from chancery.domain.timelines import TimelineRefs, timeline_refs
 
 from .partition_keys import Memo, PartitionKeys
 from .plan import Arg, WritePlan
@@ -34,8 +34,7 @@ class CodedPair:
 
     __slots__ = ("actors", "contacts", "days", "partners", "timelines")
 
-    def __init__(self, keys: PartitionKeys, event: EventCoded) -> None:
-        refs = timeline_refs(event)
+    def __init__(self, keys: PartitionKeys, refs: TimelineRefs) -> None:
         [pair] = refs.pairs
         self.days = keys.relation(pair.key, "days")
         self.contacts = keys.relation(pair.key, "contacts")
@@ -104,11 +103,11 @@ class CodedPairs:
         self.known: Memo[tuple[str, str], CodedPair | None] = Memo()
 
     def of(self, event: EventCoded) -> CodedPair | None:
-        """The keys of the event's pair, remembered; None for an actor with itself (no
-        pair at all: the general fold takes it)."""
-        data = event.data
-        pair = CodedPair(self._keys, event) if data.actor1 != data.actor2 else None
-        return self.known.remember((data.actor1, data.actor2), pair)
+        """The keys of the event's pair, remembered by (actor1, actor2); None when the event
+        is not of exactly one pair (an actor with itself: the general fold takes it)."""
+        refs = timeline_refs(event)
+        pair = CodedPair(self._keys, refs) if len(refs.pairs) == 1 else None
+        return self.known.remember((event.data.actor1, event.data.actor2), pair)
 
 
 class CodedEvents:
