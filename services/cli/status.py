@@ -207,8 +207,8 @@ async def _redis(url: str) -> _Redis:
             return _Redis(Check("Redis", shown, True, "reachable; no read models yet"))
         version = int(raw)
         meta = await client.hgetall(keyspace.version_meta(version))
-        partitions = int(meta.get(b"partitions", b"0"))
-        state = _text(meta.get(b"state", b"?"))
+        partitions = int(meta.get(keyspace.MetaField.PARTITIONS.encode(), b"0"))
+        state = _text(meta.get(keyspace.MetaField.STATE.encode(), b"?"))
         async with client.pipeline(transaction=False) as pipe:
             for p in range(partitions):
                 pipe.get(PartitionSpace(version, p).offset)

@@ -1,4 +1,4 @@
-"""Publishing events to the log: the port, the Kafka adapter and its in-memory twin.
+"""Publishing events to the log: the port and its Kafka adapter (twin: tests/twins/ingest.py).
 
 `publish` sends a whole request's records and returns, per record, one of three outcomes:
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -389,67 +388,3 @@ async def _settled(future: asyncio.Future[Any], index: int) -> Written | NotWrit
     with contextlib.suppress(Exception):
         await asyncio.shield(future)
     return _result_of(future, index)
-
-
-@dataclass
-class InMemoryEventPublisher:
-    """The twin for unit tests: keeps records per partition.
-
-    `available=False` refuses every record (Kafka down); `hold=True` leaves every record
-    `Unknown` until `release_held()` writes them (a send stuck while Kafka is unreachable);
-    `fail_after=n` writes only the first n records of the next publish (a partial failure);
-    `delay_s` makes each publish take that long (to overlap concurrent requests).
-    """
-
-    topic: str = "chancery.events"
-    partitions: int = 6
-    available: bool = True
-    hold: bool = False
-    fail_after: int | None = None
-    delay_s: float = 0.0
-    log: dict[int, list[OutgoingRecord]] = field(default_factory=dict)
-    calls: int = 0
-    _held: list[tuple[OutgoingRecord, asyncio.Future[Written | NotWritten]]] = field(
-        default_factory=list
-    )
-
-    async def publish(
-        self, records: Sequence[OutgoingRecord], *, timeout_s: float
-    ) -> list[PublishResult]:
-        self.calls += 1
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if not self.available:
-            return [NotWritten("broker unavailable")] * len(records)
-        results: list[PublishResult] = []
-        for n, record in enumerate(records):
-            if self.fail_after is not None and n >= self.fail_after:
-                results.append(NotWritten("broker refused the record"))
-            elif self.hold:
-                future: asyncio.Future[Written | NotWritten] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                self._held.append((record, future))
-                results.append(Unknown("held", asyncio.shield(future)))
-            else:
-                results.append(self._append(record))
-        self.fail_after = None
-        return results
-
-    def _append(self, record: OutgoingRecord) -> Written:
-        partition = zlib.crc32(record.key) % self.partitions
-        entries = self.log.setdefault(partition, [])
-        entries.append(record)
-        return Written(partition, len(entries) - 1)
-
-    def release_held(self, *, written: bool = True) -> None:
-        """Resolve every held record: written to the log, or failed."""
-        held, self._held = self._held, []
-        for record, future in held:
-            future.set_result(self._append(record) if written else NotWritten("failed late"))
-
-    async def is_ready(self) -> tuple[bool, str]:
-        return self.available, "in memory" if self.available else "switched off"
-
-    def records(self) -> list[OutgoingRecord]:
-        return [r for p in sorted(self.log) for r in self.log[p]]

@@ -14,9 +14,9 @@ from services.ingest.idempotency import (
     Claim,
     CoalescingIdempotencyStore,
     IdempotencyUnavailableError,
-    InMemoryIdempotencyStore,
 )
 from services.ingest.publisher import default_partition
+from tests.twins.ingest import InMemoryIdempotencyStore
 
 pytestmark = pytest.mark.unit
 
