@@ -16,7 +16,9 @@ While Kafka is known to be unreachable (a publish timed out and a probe has not 
 every partition leader again), `publish` answers `NotWritten` at once instead of queueing
 more records behind the ones already stuck: requests get their 503 quickly, and memory does
 not grow with the length of an outage. A background probe clears that state on its own.
-A producer whose sender died (a fatal error such as OutOfOrderSequenceNumber) is replaced.
+A producer whose sender died of a fatal error (such as OutOfOrderSequenceNumber) is
+replaced: aiokafka fails the sends pending then, and refuses every later one, with that
+error, so `publish` sees it in its own sends.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 from aiokafka.partitioner import murmur2
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+
+from services.platform.retrying import ServerDelayOrBackoff, failure_of
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
 # Below this many records for one partition, `send()` per record shares the producer's open
 # batch with concurrent requests; at or above it, one batch of our own is cheaper per record.
 OWN_BATCH_MIN_RECORDS = 16
+FIRST_CONNECT_BACKOFF_S = 0.2
+MAX_CONNECT_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,23 +134,37 @@ class KafkaEventPublisher:
         self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
     async def _connect(self) -> None:
-        delay = 0.2
-        while not self._closed:
-            producer = self._factory()
-            try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                self._down = f"cannot reach Kafka: {exc or type(exc).__name__}"
-                logger.warning("Kafka producer start failed, retrying in %.1fs: %s", delay, exc)
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
+        """Start a new producer, retrying with backoff until one starts or we are closed."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((KafkaError, OSError)),
+            wait=ServerDelayOrBackoff(
+                first_s=FIRST_CONNECT_BACKOFF_S, longest_s=MAX_CONNECT_BACKOFF_S
+            ),
+            stop=lambda _: self._closed,
+            before_sleep=self._connect_failed,
+            retry_error_callback=lambda _: None,  # closed while retrying: nothing to start
+        )
+        async for attempt in retrying:
+            with attempt:
+                producer = self._factory()
+                try:
+                    await producer.start()
+                except (KafkaError, OSError) as exc:
+                    self._down = f"cannot reach Kafka: {exc or type(exc).__name__}"
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise
                 self._producer = producer
                 self._down = None
                 logger.info("Kafka producer connected")
-                return
+
+    @staticmethod
+    def _connect_failed(retry_state: RetryCallState) -> None:
+        logger.warning(
+            "Kafka producer start failed, retrying in %.1fs: %s",
+            retry_state.upcoming_sleep,
+            failure_of(retry_state),
+        )
 
     async def stop(self) -> None:
         self._closed = True
@@ -183,17 +204,6 @@ class KafkaEventPublisher:
         if not self._closed and (self._connector is None or self._connector.done()):
             self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
-    def _healthy_producer(self) -> AIOKafkaProducer | None:
-        producer = self._producer
-        if producer is None:
-            return None
-        sender = producer._sender.sender_task
-        if sender is not None and sender.done():
-            error = None if sender.cancelled() else sender.exception()
-            self._replace_producer(f"{type(error).__name__}: {error}" if error else "stopped")
-            return None
-        return producer
-
     # --- down / probe --------------------------------------------------------------------
 
     def _mark_down(self, reason: str) -> None:
@@ -206,7 +216,7 @@ class KafkaEventPublisher:
     async def _probe(self) -> None:
         while not self._closed and self._down is not None:
             await asyncio.sleep(self._probe_interval_s)
-            producer = self._healthy_producer()
+            producer = self._producer
             if producer is None:
                 continue
             ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
@@ -242,11 +252,12 @@ class KafkaEventPublisher:
     async def publish(
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
-        producer = self._healthy_producer()
+        producer = self._producer
         if producer is None or self._down is not None:
             return [NotWritten(self._down or "Kafka producer not connected")] * len(records)
         # Per record, the future of its send and its index in that future's batch.
         pending: list[tuple[asyncio.Future[Any], int] | None] = [None] * len(records)
+        fatal: BaseException | None = None
         results: list[PublishResult] = [NotWritten("not sent")] * len(records)
         try:
             async with asyncio.timeout(timeout_s):
@@ -256,6 +267,8 @@ class KafkaEventPublisher:
         except TimeoutError:
             logger.warning("publish of %d records timed out after %.1fs", len(records), timeout_s)
         except KafkaError as exc:
+            # A producer whose sender died refuses every send with the sender's error.
+            fatal = exc if isinstance(exc, PRODUCER_FATAL) else None
             logger.warning("publish failed: %s", exc)
         unknown = False
         for i, sent in enumerate(pending):
@@ -268,7 +281,7 @@ class KafkaEventPublisher:
             else:
                 results[i] = _result_of(future, index)
         # Once per send, not per record: the records of a batch share its future.
-        fatal = next(
+        fatal = fatal or next(
             (
                 f.exception()
                 for f in _futures_of(pending)
@@ -342,7 +355,7 @@ class KafkaEventPublisher:
             pending[i] = (future, position)
 
     async def is_ready(self) -> tuple[bool, str]:
-        producer = self._healthy_producer()
+        producer = self._producer
         if producer is None:
             return False, self._down or "Kafka producer not connected"
         ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
