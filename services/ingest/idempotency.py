@@ -198,7 +198,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _GroupCall(Generic[T, R]):
+class _CoalescedCall(Generic[T, R]):
     """Merges concurrent calls into one: a group commit, with no added delay.
 
     The first caller's items go at once; callers that arrive while that call is in flight
@@ -262,11 +262,11 @@ class CoalescingIdempotencyStore:
 
     def __init__(self, inner: IdempotencyStore, *, max_items: int = 5000) -> None:
         self._inner = inner
-        self._claim = _GroupCall(inner.claim, max_items)
-        self._lookup = _GroupCall(inner.lookup, max_items)
-        self._complete = _GroupCall(self._complete_all, max_items)
-        self._release = _GroupCall(self._release_all, max_items)
-        self._extend = _GroupCall(self._extend_all, max_items)
+        self._claim = _CoalescedCall(inner.claim, max_items)
+        self._lookup = _CoalescedCall(inner.lookup, max_items)
+        self._complete = _CoalescedCall(self._complete_all, max_items)
+        self._release = _CoalescedCall(self._release_all, max_items)
+        self._extend = _CoalescedCall(self._extend_all, max_items)
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
         return await self._claim(claims)
