@@ -47,10 +47,11 @@ retry the same request.
 
 
 # A batch request keeps some ten thousand container objects alive until it is answered
-# (1,000 events, several objects each), and a few are in flight. At the platform's 5,000,
-# young collections ran twice a batch and every tenth scanned all that was in flight: 13% of
-# the CPU of batch ingest (gc.callbacks, bench load). At 50,000 they run about once every
-# fifty batches; what they cannot free is bounded by the threshold.
+# (1,000 events, several objects each), and a few are in flight. With a threshold below one
+# batch's worth, young collections run within every batch and the older generations keep
+# rescanning everything in flight, though none of it is garbage yet. Well above a batch,
+# most requests end between collections and reference counting frees their objects; what a
+# collection cannot free is still bounded by the threshold. (Measured: docs/performance.md.)
 GEN0_THRESHOLD = 50_000
 
 
