@@ -125,7 +125,7 @@ def create_app(
             with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
                 yield
 
-    app = FastAPI(
+    app = IngestApp(
         title="Chancery ingest",
         version="1",
         description=DESCRIPTION,
@@ -136,7 +136,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(write_router)
     app.include_router(router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -166,27 +165,31 @@ class InFlightMiddleware:
             self.gauge.dec()
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "An API key (`chk_...`) or a signed JWT (HS256) whose scopes "
-                "include `events:write`: `Authorization: Bearer <key or token>`.",
+class IngestApp(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
+        if self.openapi_schema is None:
+            schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self.routes,
+            )
+            event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`chk_...`) or a signed JWT (HS256) whose scopes "
+                    "include `events:write`: `Authorization: Bearer <key or token>`.",
+                }
             }
-        }
-        components = schema["components"].setdefault("schemas", {})
-        components.update(event.pop("$defs", {}))
-        components["Event"] = {
-            **event,
-            "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
-            "service sets recordedtime and partitionkey; a client must not send them.",
-        }
-        app.openapi_schema = schema
-    return app.openapi_schema
+            components = schema["components"].setdefault("schemas", {})
+            components.update(event.pop("$defs", {}))
+            components["Event"] = {
+                **event,
+                "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
+                "service sets recordedtime and partitionkey; a client must not send them.",
+            }
+            self.openapi_schema = schema
+        return self.openapi_schema
