@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from services.cli import settings as cli_settings
 from services.cli.errors import BadInput, reported
 from services.cli.options import ApiUrl, JsonOut, KeyFile, stderr, stdout
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -86,24 +91,16 @@ def relation(
     key_file: KeyFile = None,
 ) -> None:
     """Print the state of the relation between two actors: `chancery relation CHN USA`."""
-    from services.cli.remote import POSITION_WAIT_S, get_json
-    from services.cli.render import relation as render_relation
+    from services.cli import render
 
     first, second = _actor_code(a), _actor_code(b)
-    params = _as_of_params(as_of, known_at, min_position)
-    url = cli_settings.api_url(api_url)
-    body = get_json(
-        "API",
-        url,
+    body = _ask_api(
         f"/v1/relations/{first}/{second}",
-        api_key=cli_settings.api_key(key_file),
-        params=params,
-        wait_s=POSITION_WAIT_S if min_position else 0.0,
+        params=_as_of_params(as_of, known_at, min_position),
+        api_url=api_url,
+        key_file=key_file,
     )
-    if json_out:
-        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
-    else:
-        stdout().print(render_relation(body))
+    _print_answer(body, render.relation, json_out=json_out)
 
 
 @reported
@@ -118,27 +115,54 @@ def itinerary(
     key_file: KeyFile = None,
 ) -> None:
     """Print a person's trips and their legs: `chancery itinerary li-hui`."""
-    from services.cli.remote import POSITION_WAIT_S, get_json
-    from services.cli.render import itinerary as render_itinerary
+    from services.cli import render
 
     if not SLUG.match(person) or len(person) > 64:
         raise BadInput(
             f"{person!r} is not a person id (lowercase words joined by hyphens, like li-hui)"
         )
-    url = cli_settings.api_url(api_url)
-    body = get_json(
-        "API",
-        url,
+    body = _ask_api(
         f"/v1/itineraries/{person}",
-        api_key=cli_settings.api_key(key_file),
         params=_as_of_params(as_of, known_at, min_position),
+        api_url=api_url,
+        key_file=key_file,
         not_found=f"no itinerary for {person!r}",
-        wait_s=POSITION_WAIT_S if min_position else 0.0,
     )
+    _print_answer(body, render.itinerary, json_out=json_out)
+
+
+def _ask_api(
+    path: str,
+    *,
+    params: dict[str, str],
+    api_url: str | None,
+    key_file: Path | None,
+    not_found: str | None = None,
+) -> dict[str, Any]:
+    """The API's answer; with `min_position`, a 504 is asked again for a while."""
+    from services.cli.remote import POSITION_WAIT_S, get_json
+
+    return get_json(
+        "API",
+        cli_settings.api_url(api_url),
+        path,
+        api_key=cli_settings.api_key(key_file),
+        params=params,
+        not_found=not_found,
+        wait_s=POSITION_WAIT_S if "min_position" in params else 0.0,
+    )
+
+
+def _print_answer(
+    body: dict[str, Any],
+    render: Callable[[dict[str, Any]], RenderableType],
+    *,
+    json_out: bool,
+) -> None:
     if json_out:
         typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
     else:
-        stdout().print(render_itinerary(body))
+        stdout().print(render(body))
 
 
 def _event_type(value: str) -> str:
