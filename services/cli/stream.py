@@ -90,7 +90,7 @@ class StreamFollower:
 
     def _messages(self, response: httpx.Response) -> Iterator[SseMessage]:
         for sse in EventSource(response).iter_sse():
-            if sse.retry is not None:
+            if sse.retry:
                 self._retry_s = sse.retry / 1000
             if sse.id:
                 self.last_id = sse.id

@@ -25,8 +25,10 @@ class TryAgainLater(Exception):
 
 
 class ServerDelayOrBackoff(wait_base):
-    """The server's delay when the failure carries one; else `first_s`, doubling up to
-    `longest_s`, plus up to `first_s` of random jitter (the total still at most `longest_s`).
+    """The server's delay when the failure carries one (zero asks for nothing: a server
+    answering `Retry-After: 0` in a loop would otherwise be asked again at once, for ever);
+    else `first_s`, doubling up to `longest_s`, plus up to `first_s` of random jitter (the
+    total still at most `longest_s`).
 
     The exponent counts the attempts of one tenacity retry loop: a caller that starts a new
     loop after a success starts again from `first_s`.
@@ -39,7 +41,7 @@ class ServerDelayOrBackoff(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         failure = failure_of(retry_state)
-        if isinstance(failure, TryAgainLater) and failure.after_s is not None:
+        if isinstance(failure, TryAgainLater) and failure.after_s:
             return failure.after_s
         backoff = self._exponential(retry_state) + random.uniform(0, self._jitter_s)  # noqa: S311 - jitter, not a secret
         return min(backoff, self._longest_s)

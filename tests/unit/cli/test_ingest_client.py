@@ -173,3 +173,10 @@ def test_retry_after_as_an_http_date() -> None:
 def test_positions_merge_per_partition() -> None:
     assert merge_positions("t@0:5,1:2", "t@1:9,2:1") == "t@0:5,1:9,2:1"
     assert merge_positions(None, "t@0:1") == "t@0:1"
+
+
+def test_a_retry_after_of_zero_backs_off_instead() -> None:
+    sleeps: list[float] = []
+    ingest, _ = client([unavailable("0"), unavailable("0"), accepted], sleeps)
+    assert isinstance(ingest.send(EVENTS), BatchAccepted)
+    assert backed_off(sleeps, 0.5, 1.0), sleeps
