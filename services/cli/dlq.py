@@ -21,10 +21,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from chancery.settings import CommonSettings
-from services.platform.kafka import event_log_producer
+from services.platform.kafka import ConsumedRecord, event_log_producer
 from services.projector.deadletters import (
     ORIGIN_OFFSET,
     ORIGIN_PARTITION,
@@ -144,11 +144,8 @@ async def _replay(
     return report
 
 
-def _parked(dlq_partition: int, record: object) -> ParkedEvent:
-    headers = tuple(
-        (k, bytes(v))
-        for k, v in (record.headers or ())  # type: ignore[attr-defined]
-    )
+def _parked(dlq_partition: int, record: ConsumedRecord) -> ParkedEvent:
+    headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
     named = dict(headers)
 
     def number(name: str) -> int | None:
@@ -158,23 +155,25 @@ def _parked(dlq_partition: int, record: object) -> ParkedEvent:
     origin = named.get(ORIGIN_TOPIC)
     return ParkedEvent(
         dlq_partition=dlq_partition,
-        dlq_offset=int(record.offset),  # type: ignore[attr-defined]
+        dlq_offset=record.offset,
         origin_topic=origin.decode() if origin is not None else None,
         origin_partition=number(ORIGIN_PARTITION),
         origin_offset=number(ORIGIN_OFFSET),
         reason=named.get(REASON, b"").decode(errors="replace"),
-        key=record.key,  # type: ignore[attr-defined]
-        value=record.value,  # type: ignore[attr-defined]
+        key=record.key,
+        value=record.value,
         headers=headers,
     )
 
 
-async def _send(producer: object, topic: str, parked: ParkedEvent) -> asyncio.Future[object]:
+async def _send(
+    producer: AIOKafkaProducer, topic: str, parked: ParkedEvent
+) -> asyncio.Future[object]:
     headers = [(k, v) for k, v in parked.headers if k not in PARKED_HEADERS]
     headers.append(
         (REPLAYED_FROM, f"{parked.dlq_partition}@{parked.dlq_offset}".encode()),
     )
-    future: asyncio.Future[object] = await producer.send(  # type: ignore[attr-defined]
+    future: asyncio.Future[object] = await producer.send(
         topic,
         value=parked.value,
         key=parked.key,

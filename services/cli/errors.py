@@ -1,14 +1,23 @@
 """The failures a command reports in one line, and how it exits.
 
-Every command lets these propagate; `main` prints the message (no traceback) and exits
-with the code. A service that cannot be reached is always named, with its URL.
+Every command lets these propagate; `reported` (around each operator command) prints the
+message (no traceback) and exits with the code. A service that cannot be reached is
+always named, with its URL.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import httpx
+import typer
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CliError(Exception):
@@ -77,3 +86,30 @@ def problem_detail(response: httpx.Response, *, limit: int = 300) -> str:
                 return value[:limit]
     text = " ".join(response.text.split())
     return text[:limit] or response.reason_phrase
+
+
+def reported(command: Callable[P, R]) -> Callable[P, R]:
+    """Failures become one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CliError as exc:
+            typer.echo(f"chancery: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("CHANCERY_DEBUG"):
+                raise
+            typer.echo(
+                f"chancery: unexpected {type(exc).__name__}: {exc} "
+                "(CHANCERY_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper

@@ -2,10 +2,11 @@
 
 - A batch is all or nothing on ingest's side. Refused as a whole (409 conflict, 413 too
   large, 422 invalid), it is returned as `BatchRefused` for the caller to report.
-- 503 (Kafka or Redis unavailable) and 502/504/429 are retried with backoff, waiting as
-  long as `Retry-After` says when it says; transport failures (connection lost, timeout)
-  likewise. Retrying is safe: ingest is idempotent on (source, id), and after a 503 "the
-  same request appends only what is missing". After `retry_for_s` of trying, `ServiceDown`.
+- 503 (Kafka or Redis unavailable) and 502/504/429 are retried (tenacity), waiting as long
+  as `Retry-After` says when it says, else with exponential backoff and jitter; transport
+  failures (connection lost, timeout) likewise. Retrying is safe: ingest is idempotent on
+  (source, id), and after a 503 "the same request appends only what is missing". Rather
+  than wait past `retry_for_s` in all, `ServiceDown`.
 - 401/403: the key is wrong for every batch: `CliError` at once.
 
 `transport` is httpx's port: tests pass an `httpx.MockTransport`, and a `sleep` that only
@@ -22,8 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from chancery.positions import InvalidPositionError, Position
+from services.platform.retrying import (
+    ServerDelayOrBackoff,
+    StopBeforeWaitingLongerThan,
+    TryAgainLater,
+    failure_of,
+)
 
 from .errors import CliError, ServiceDown, problem_detail, transport_reason
 
@@ -112,36 +120,54 @@ class IngestClient:
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
         """POST one batch (each payload one event's JSON); retry what can be retried."""
         body = b"[" + b",".join(payloads) + b"]"
-        waited = 0.0
-        backoff = FIRST_BACKOFF_S
-        while True:
-            try:
-                response = self._client.post(
-                    BATCH_PATH, content=body, headers={"Content-Type": BATCH_MEDIA_TYPE}
-                )
-            except httpx.TransportError as exc:
-                why = transport_reason(exc)
-                delay = backoff
-            else:
-                if response.status_code == 202:
-                    return _accepted(response, len(payloads))
-                if response.status_code in {401, 403}:
-                    raise CliError(
-                        f"ingest at {self.base_url} refused the API key "
-                        f"({response.status_code}): {problem_detail(response)}"
-                    )
-                if response.status_code not in RETRY_STATUSES:
-                    return BatchRefused(response.status_code, _refusal(response))
-                why = f"{response.status_code}: {problem_detail(response)}"
-                delay = retry_after_s(response.headers.get("retry-after")) or backoff
-            if waited + delay > self._retry_for_s:
-                raise ServiceDown(
-                    "ingest", self.base_url, f"still failing after {waited:.0f} s ({why})"
-                )
-            self._on_wait(f"ingest: {why}; retrying in {delay:.1f} s")
-            self._sleep(delay)
-            waited += delay
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        retrying = Retrying(
+            retry=retry_if_exception_type(TryAgainLater),
+            wait=ServerDelayOrBackoff(first_s=FIRST_BACKOFF_S, longest_s=MAX_BACKOFF_S),
+            stop=StopBeforeWaitingLongerThan(self._retry_for_s),
+            sleep=self._sleep,
+            before_sleep=self._announce_retry,
+            retry_error_callback=self._give_up,
+        )
+        return retrying(self._post, body, len(payloads))
+
+    def _post(self, body: bytes, events: int) -> BatchResult:
+        """One attempt: the answer, or `TryAgainLater` for what is worth retrying."""
+        try:
+            response = self._client.post(
+                BATCH_PATH, content=body, headers={"Content-Type": BATCH_MEDIA_TYPE}
+            )
+        except httpx.TransportError as exc:
+            raise TryAgainLater(transport_reason(exc)) from None
+        if response.status_code == 202:
+            return _accepted(response, events)
+        if response.status_code in {401, 403}:
+            raise CliError(
+                f"ingest at {self.base_url} refused the API key "
+                f"({response.status_code}): {problem_detail(response)}"
+            )
+        if response.status_code in RETRY_STATUSES:
+            raise TryAgainLater(
+                f"{response.status_code}: {problem_detail(response)}",
+                after_s=retry_after_s(response.headers.get("retry-after")),
+            )
+        return BatchRefused(response.status_code, _refusal(response))
+
+    def _announce_retry(self, retry_state: RetryCallState) -> None:
+        self._on_wait(
+            f"ingest: {_reason(retry_state)}; retrying in {retry_state.upcoming_sleep:.1f} s"
+        )
+
+    def _give_up(self, retry_state: RetryCallState) -> BatchResult:
+        raise ServiceDown(
+            "ingest",
+            self.base_url,
+            f"still failing after {retry_state.idle_for:.0f} s ({_reason(retry_state)})",
+        )
+
+
+def _reason(retry_state: RetryCallState) -> str:
+    failure = failure_of(retry_state)
+    return failure.reason if isinstance(failure, TryAgainLater) else repr(failure)
 
 
 def merge_positions(a: str | None, b: str | None) -> str | None:

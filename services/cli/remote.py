@@ -57,25 +57,33 @@ def get_json(
 def answer_of(
     service: str, base_url: str, response: httpx.Response, *, not_found: str | None = None
 ) -> dict[str, Any]:
+    """The JSON object of a 200; any other answer raises `refusal_of` it."""
+    if response.status_code != 200:
+        raise refusal_of(service, base_url, response, not_found=not_found)
+    try:
+        body = response.json()
+    except ValueError:
+        raise CliError(f"{service} at {base_url} answered 200 with no JSON") from None
+    if not isinstance(body, dict):
+        raise CliError(f"{service} at {base_url} answered 200 with JSON that is no object")
+    return body
+
+
+def refusal_of(
+    service: str, base_url: str, response: httpx.Response, *, not_found: str | None = None
+) -> CliError:
+    """The error a non-200 answer means, with the service's own explanation."""
     status = response.status_code
-    if status == 200:
-        try:
-            body = response.json()
-        except ValueError:
-            raise CliError(f"{service} at {base_url} answered 200 with no JSON") from None
-        if not isinstance(body, dict):
-            raise CliError(f"{service} at {base_url} answered 200 with JSON that is no object")
-        return body
     detail = problem_detail(response)
     if status == 503:
-        raise ServiceDown(service, base_url, f"unavailable (503): {detail}")
+        return ServiceDown(service, base_url, f"unavailable (503): {detail}")
     if status in {401, 403}:
-        raise CliError(
+        return CliError(
             f"{service} at {base_url} refused the API key ({status}): {detail} "
             "(see --key-file / CHANCERY_KEY)"
         )
     if status == 504:
-        raise NotYetApplied(f"{service} at {base_url} answered 504: {detail}")
+        return NotYetApplied(f"{service} at {base_url} answered 504: {detail}")
     if status == 404 and not_found:
-        raise CliError(f"{not_found} ({service} at {base_url}: {detail})")
-    raise CliError(f"{service} at {base_url} answered {status}: {detail}")
+        return CliError(f"{not_found} ({service} at {base_url}: {detail})")
+    return CliError(f"{service} at {base_url} answered {status}: {detail}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Group, RenderableType
@@ -31,6 +31,10 @@ from chancery.contract import (
 
 from .importers.events import SKIP_REASONS
 from .importers.run import ImportReport
+
+if TYPE_CHECKING:
+    from .dlq import ParkedEvent
+    from .status import StatusReport
 
 DASH = "—"
 QUADS = {
@@ -262,3 +266,45 @@ def import_summary(report: ImportReport) -> str:
         lines.append(f"  {'position':<17}{report.position}")
     lines.extend(f"  REFUSED {refusal}" for refusal in report.refusals)
     return "\n".join(lines)
+
+
+def status(report: StatusReport) -> list[RenderableType]:
+    """`chancery status`: each part's state, then per partition the log end, applied, lag."""
+    parts = Table(box=None, padding=(0, 2), show_edge=False)
+    parts.add_column("part", no_wrap=True)
+    parts.add_column("where", no_wrap=True)
+    parts.add_column("state", no_wrap=True)
+    parts.add_column("detail", overflow="fold")
+    for check in report.checks:
+        state = "[green]ok[/]" if check.ok else "[bold red]DOWN[/]"
+        parts.add_row(check.part, check.target, state, check.detail)
+    if not report.partitions:
+        return [parts]
+    table = Table(box=None, padding=(0, 2), show_edge=False, title_justify="left")
+    for column in ("partition", "log end", "applied", "lag"):
+        table.add_column(column, justify="right")
+    for row in report.partitions:
+        table.add_row(
+            str(row.partition), _number(row.log_end), _number(row.applied), _number(row.lag)
+        )
+    table.add_row("total", "", "", _number(report.total_lag), style="bold")
+    title = f"[bold]{report.topic}[/] (read models v{report.version or '-'})"
+    return [parts, "", title, table]
+
+
+def parked_events(parked: list[ParkedEvent]) -> Table:
+    """`chancery dlq replay`: where each event is parked, where it came from, and why."""
+    table = Table(box=None, padding=(0, 2), show_edge=False)
+    for column in ("parked at", "came from", "reason"):
+        table.add_column(column, overflow="fold")
+    for event in parked:
+        table.add_row(
+            f"{event.dlq_partition}@{event.dlq_offset}",
+            f"{event.origin_topic}:{event.origin_partition}@{event.origin_offset}",
+            event.reason[:200],
+        )
+    return table
+
+
+def _number(value: int | None) -> str:
+    return DASH if value is None else f"{value:,}"

@@ -74,13 +74,17 @@ class StatusReport:
 
 
 @dataclass
-class _Kafka:
+class _KafkaStatus:
+    """What Kafka told: its check, and each partition's log end."""
+
     check: Check
     ends: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
-class _Redis:
+class _RedisStatus:
+    """What Redis told: its check, the served version, and each partition's applied offset."""
+
     check: Check
     version: int | None = None
     applied: dict[int, int | None] = field(default_factory=dict)
@@ -143,7 +147,7 @@ def _kafka_reason(exc: Exception) -> str:
     return reason
 
 
-async def _kafka(bootstrap: str, topic: str, dead_letter_topic: str | None) -> _Kafka:
+async def _kafka(bootstrap: str, topic: str, dead_letter_topic: str | None) -> _KafkaStatus:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="chancery-status",
@@ -166,7 +170,7 @@ async def _kafka(bootstrap: str, topic: str, dead_letter_topic: str | None) -> _
                 if described["error_code"] == 0
             }
             if topic not in counts:
-                return _Kafka(Check("Kafka", bootstrap, False, f"no topic {topic!r}"))
+                return _KafkaStatus(Check("Kafka", bootstrap, False, f"no topic {topic!r}"))
             await consumer.start()
             parts = [TopicPartition(topic, p) for p in range(counts[topic])]
             ends = await consumer.end_offsets(parts)
@@ -180,22 +184,24 @@ async def _kafka(bootstrap: str, topic: str, dead_letter_topic: str | None) -> _
                 count = sum(dlq_ends[tp] - dlq_starts[tp] for tp in dlq)
                 letters = f"{count} dead letter(s) in {dead_letter_topic}"
     except TimeoutError:
-        return _Kafka(Check("Kafka", bootstrap, False, f"no answer within {TIMEOUT_S:g} s"))
+        return _KafkaStatus(Check("Kafka", bootstrap, False, f"no answer within {TIMEOUT_S:g} s"))
     except Exception as exc:  # noqa: BLE001 - any client failure means "down", said once
-        return _Kafka(Check("Kafka", bootstrap, False, _kafka_reason(exc)))
+        return _KafkaStatus(Check("Kafka", bootstrap, False, _kafka_reason(exc)))
     finally:
         await _quietly(consumer.stop())
         await _quietly(admin.close())
     total = sum(ends.values())
     detail = f"topic {topic}: {len(parts)} partitions, {total:,} events; {letters}"
-    return _Kafka(Check("Kafka", bootstrap, True, detail), {tp.partition: ends[tp] for tp in parts})
+    return _KafkaStatus(
+        Check("Kafka", bootstrap, True, detail), {tp.partition: ends[tp] for tp in parts}
+    )
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _redis(url: str) -> _Redis:
+async def _redis(url: str) -> _RedisStatus:
     client = Redis.from_url(
         url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, client_name="status"
     )
@@ -204,21 +210,21 @@ async def _redis(url: str) -> _Redis:
         await client.ping()
         raw = await client.get(keyspace.ACTIVE_VERSION)
         if raw is None:
-            return _Redis(Check("Redis", shown, True, "reachable; no read models yet"))
+            return _RedisStatus(Check("Redis", shown, True, "reachable; no read models yet"))
         version = int(raw)
         meta = await client.hgetall(keyspace.version_meta(version))
-        partitions = int(meta.get(b"partitions", b"0"))
-        state = _text(meta.get(b"state", b"?"))
+        partitions = int(meta.get(keyspace.MetaField.PARTITIONS.encode(), b"0"))
+        state = _text(meta.get(keyspace.MetaField.STATE.encode(), b"?"))
         async with client.pipeline(transaction=False) as pipe:
             for p in range(partitions):
                 pipe.get(PartitionSpace(version, p).offset)
             offsets = await pipe.execute()
     except (RedisError, OSError, ValueError) as exc:
-        return _Redis(Check("Redis", shown, False, failure_reason(exc)))
+        return _RedisStatus(Check("Redis", shown, False, failure_reason(exc)))
     finally:
         await client.aclose()
     applied = {p: int(o) if o is not None else None for p, o in enumerate(offsets)}
-    return _Redis(
+    return _RedisStatus(
         Check("Redis", shown, True, f"serving read-model version {version} ({state})"),
         version,
         applied,

@@ -29,7 +29,7 @@ def main() -> None:
         "host": settings.host,
         "port": settings.port,
         # Named, not "auto": a missing uvloop or httptools fails at start instead of
-        # silently serving at a third of the speed on asyncio's loop and h11.
+        # silently serving on asyncio's loop and h11, which are much slower.
         "loop": "uvloop",
         "http": "httptools",
         "log_config": None,

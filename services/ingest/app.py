@@ -47,10 +47,11 @@ retry the same request.
 
 
 # A batch request keeps some ten thousand container objects alive until it is answered
-# (1,000 events, several objects each), and a few are in flight. At the platform's 5,000,
-# young collections ran twice a batch and every tenth scanned all that was in flight: 13% of
-# the CPU of batch ingest (gc.callbacks, bench load). At 50,000 they run about once every
-# fifty batches; what they cannot free is bounded by the threshold.
+# (1,000 events, several objects each), and a few are in flight. With a threshold below one
+# batch's worth, young collections run within every batch and the older generations keep
+# rescanning everything in flight, though none of it is garbage yet. Well above a batch,
+# most requests end between collections and reference counting frees their objects; what a
+# collection cannot free is still bounded by the threshold. (Measured: docs/performance.md.)
 GEN0_THRESHOLD = 50_000
 
 
@@ -124,7 +125,7 @@ def create_app(
             with frozen_startup_heap(gen0_threshold=GEN0_THRESHOLD):
                 yield
 
-    app = FastAPI(
+    app = IngestApp(
         title="Chancery ingest",
         version="1",
         description=DESCRIPTION,
@@ -135,7 +136,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(write_router)
     app.include_router(router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -165,27 +165,31 @@ class InFlightMiddleware:
             self.gauge.dec()
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "An API key (`chk_...`) or a signed JWT (HS256) whose scopes "
-                "include `events:write`: `Authorization: Bearer <key or token>`.",
+class IngestApp(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
+        if self.openapi_schema is None:
+            schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self.routes,
+            )
+            event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`chk_...`) or a signed JWT (HS256) whose scopes "
+                    "include `events:write`: `Authorization: Bearer <key or token>`.",
+                }
             }
-        }
-        components = schema["components"].setdefault("schemas", {})
-        components.update(event.pop("$defs", {}))
-        components["Event"] = {
-            **event,
-            "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
-            "service sets recordedtime and partitionkey; a client must not send them.",
-        }
-        app.openapi_schema = schema
-    return app.openapi_schema
+            components = schema["components"].setdefault("schemas", {})
+            components.update(event.pop("$defs", {}))
+            components["Event"] = {
+                **event,
+                "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
+                "service sets recordedtime and partitionkey; a client must not send them.",
+            }
+            self.openapi_schema = schema
+        return self.openapi_schema

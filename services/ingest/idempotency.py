@@ -1,4 +1,4 @@
-"""Ingest's memory of (source, id): the port, the Redis adapter and its in-memory twin.
+"""Ingest's memory of (source, id): the port and its Redis adapter (twin: tests/twins/ingest.py).
 
 A request first *claims* each new event (a pending record, set only if absent, that expires
 after `pending_ttl_ms`), then publishes, then *completes* the claims of the events Kafka
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from redis.asyncio import Redis
@@ -195,57 +194,11 @@ class RedisIdempotencyStore:
             raise IdempotencyUnavailableError(f"Redis: {exc}") from exc
 
 
-@dataclass
-class InMemoryIdempotencyStore:
-    """The twin for unit tests (no expiry)."""
-
-    records: dict[str, IdempotencyRecord] = field(default_factory=dict)
-    available: bool = True
-    extended: int = 0
-
-    async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
-        self._check()
-        out: list[IdempotencyRecord | None] = []
-        for c in claims:
-            existing = self.records.get(c.event_key)
-            if existing is None:
-                self.records[c.event_key] = c.record
-            out.append(existing)
-        return out
-
-    async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
-        self._check()
-        for claim, record in done:
-            if self.records.get(claim.event_key) in (None, claim.record):
-                self.records[claim.event_key] = record
-
-    async def release(self, claims: Sequence[Claim]) -> None:
-        self._check()
-        for c in claims:
-            if self.records.get(c.event_key) == c.record:
-                del self.records[c.event_key]
-
-    async def extend(self, claims: Sequence[Claim]) -> None:
-        self._check()
-        self.extended += sum(1 for c in claims if self.records.get(c.event_key) == c.record)
-
-    async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
-        self._check()
-        return [self.records.get(k) for k in event_keys]
-
-    async def is_ready(self) -> tuple[bool, str]:
-        return self.available, "in memory"
-
-    def _check(self) -> None:
-        if not self.available:
-            raise IdempotencyUnavailableError("in-memory idempotency store switched off")
-
-
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _GroupCall(Generic[T, R]):
+class _CoalescedCall(Generic[T, R]):
     """Merges concurrent calls into one: a group commit, with no added delay.
 
     The first caller's items go at once; callers that arrive while that call is in flight
@@ -309,11 +262,11 @@ class CoalescingIdempotencyStore:
 
     def __init__(self, inner: IdempotencyStore, *, max_items: int = 5000) -> None:
         self._inner = inner
-        self._claim = _GroupCall(inner.claim, max_items)
-        self._lookup = _GroupCall(inner.lookup, max_items)
-        self._complete = _GroupCall(self._complete_all, max_items)
-        self._release = _GroupCall(self._release_all, max_items)
-        self._extend = _GroupCall(self._extend_all, max_items)
+        self._claim = _CoalescedCall(inner.claim, max_items)
+        self._lookup = _CoalescedCall(inner.lookup, max_items)
+        self._complete = _CoalescedCall(self._complete_all, max_items)
+        self._release = _CoalescedCall(self._release_all, max_items)
+        self._extend = _CoalescedCall(self._extend_all, max_items)
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
         return await self._claim(claims)

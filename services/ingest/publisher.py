@@ -1,4 +1,4 @@
-"""Publishing events to the log: the port, the Kafka adapter and its in-memory twin.
+"""Publishing events to the log: the port and its Kafka adapter (twin: tests/twins/ingest.py).
 
 `publish` sends a whole request's records and returns, per record, one of three outcomes:
 
@@ -16,7 +16,9 @@ While Kafka is known to be unreachable (a publish timed out and a probe has not 
 every partition leader again), `publish` answers `NotWritten` at once instead of queueing
 more records behind the ones already stuck: requests get their 503 quickly, and memory does
 not grow with the length of an outage. A background probe clears that state on its own.
-A producer whose sender died (a fatal error such as OutOfOrderSequenceNumber) is replaced.
+A producer whose sender died of a fatal error (such as OutOfOrderSequenceNumber) is
+replaced: aiokafka fails the sends pending then, and refuses every later one, with that
+error, so `publish` sees it in its own sends.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,6 +39,9 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 from aiokafka.partitioner import murmur2
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+
+from services.platform.retrying import ServerDelayOrBackoff, failure_of
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
 # Below this many records for one partition, `send()` per record shares the producer's open
 # batch with concurrent requests; at or above it, one batch of our own is cheaper per record.
 OWN_BATCH_MIN_RECORDS = 16
+FIRST_CONNECT_BACKOFF_S = 0.2
+MAX_CONNECT_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,23 +134,37 @@ class KafkaEventPublisher:
         self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
     async def _connect(self) -> None:
-        delay = 0.2
-        while not self._closed:
-            producer = self._factory()
-            try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                self._down = f"cannot reach Kafka: {exc or type(exc).__name__}"
-                logger.warning("Kafka producer start failed, retrying in %.1fs: %s", delay, exc)
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
+        """Start a new producer, retrying with backoff until one starts or we are closed."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((KafkaError, OSError)),
+            wait=ServerDelayOrBackoff(
+                first_s=FIRST_CONNECT_BACKOFF_S, longest_s=MAX_CONNECT_BACKOFF_S
+            ),
+            stop=lambda _: self._closed,
+            before_sleep=self._connect_failed,
+            retry_error_callback=lambda _: None,  # closed while retrying: nothing to start
+        )
+        async for attempt in retrying:
+            with attempt:
+                producer = self._factory()
+                try:
+                    await producer.start()
+                except (KafkaError, OSError) as exc:
+                    self._down = f"cannot reach Kafka: {exc or type(exc).__name__}"
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise
                 self._producer = producer
                 self._down = None
                 logger.info("Kafka producer connected")
-                return
+
+    @staticmethod
+    def _connect_failed(retry_state: RetryCallState) -> None:
+        logger.warning(
+            "Kafka producer start failed, retrying in %.1fs: %s",
+            retry_state.upcoming_sleep,
+            failure_of(retry_state),
+        )
 
     async def stop(self) -> None:
         self._closed = True
@@ -184,17 +204,6 @@ class KafkaEventPublisher:
         if not self._closed and (self._connector is None or self._connector.done()):
             self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
-    def _healthy_producer(self) -> AIOKafkaProducer | None:
-        producer = self._producer
-        if producer is None:
-            return None
-        sender = producer._sender.sender_task
-        if sender is not None and sender.done():
-            error = None if sender.cancelled() else sender.exception()
-            self._replace_producer(f"{type(error).__name__}: {error}" if error else "stopped")
-            return None
-        return producer
-
     # --- down / probe --------------------------------------------------------------------
 
     def _mark_down(self, reason: str) -> None:
@@ -207,7 +216,7 @@ class KafkaEventPublisher:
     async def _probe(self) -> None:
         while not self._closed and self._down is not None:
             await asyncio.sleep(self._probe_interval_s)
-            producer = self._healthy_producer()
+            producer = self._producer
             if producer is None:
                 continue
             ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
@@ -243,11 +252,12 @@ class KafkaEventPublisher:
     async def publish(
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
-        producer = self._healthy_producer()
+        producer = self._producer
         if producer is None or self._down is not None:
             return [NotWritten(self._down or "Kafka producer not connected")] * len(records)
         # Per record, the future of its send and its index in that future's batch.
         pending: list[tuple[asyncio.Future[Any], int] | None] = [None] * len(records)
+        fatal: BaseException | None = None
         results: list[PublishResult] = [NotWritten("not sent")] * len(records)
         try:
             async with asyncio.timeout(timeout_s):
@@ -257,6 +267,8 @@ class KafkaEventPublisher:
         except TimeoutError:
             logger.warning("publish of %d records timed out after %.1fs", len(records), timeout_s)
         except KafkaError as exc:
+            # A producer whose sender died refuses every send with the sender's error.
+            fatal = exc if isinstance(exc, PRODUCER_FATAL) else None
             logger.warning("publish failed: %s", exc)
         unknown = False
         for i, sent in enumerate(pending):
@@ -269,7 +281,7 @@ class KafkaEventPublisher:
             else:
                 results[i] = _result_of(future, index)
         # Once per send, not per record: the records of a batch share its future.
-        fatal = next(
+        fatal = fatal or next(
             (
                 f.exception()
                 for f in _futures_of(pending)
@@ -343,7 +355,7 @@ class KafkaEventPublisher:
             pending[i] = (future, position)
 
     async def is_ready(self) -> tuple[bool, str]:
-        producer = self._healthy_producer()
+        producer = self._producer
         if producer is None:
             return False, self._down or "Kafka producer not connected"
         ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
@@ -389,67 +401,3 @@ async def _settled(future: asyncio.Future[Any], index: int) -> Written | NotWrit
     with contextlib.suppress(Exception):
         await asyncio.shield(future)
     return _result_of(future, index)
-
-
-@dataclass
-class InMemoryEventPublisher:
-    """The twin for unit tests: keeps records per partition.
-
-    `available=False` refuses every record (Kafka down); `hold=True` leaves every record
-    `Unknown` until `release_held()` writes them (a send stuck while Kafka is unreachable);
-    `fail_after=n` writes only the first n records of the next publish (a partial failure);
-    `delay_s` makes each publish take that long (to overlap concurrent requests).
-    """
-
-    topic: str = "chancery.events"
-    partitions: int = 6
-    available: bool = True
-    hold: bool = False
-    fail_after: int | None = None
-    delay_s: float = 0.0
-    log: dict[int, list[OutgoingRecord]] = field(default_factory=dict)
-    calls: int = 0
-    _held: list[tuple[OutgoingRecord, asyncio.Future[Written | NotWritten]]] = field(
-        default_factory=list
-    )
-
-    async def publish(
-        self, records: Sequence[OutgoingRecord], *, timeout_s: float
-    ) -> list[PublishResult]:
-        self.calls += 1
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if not self.available:
-            return [NotWritten("broker unavailable")] * len(records)
-        results: list[PublishResult] = []
-        for n, record in enumerate(records):
-            if self.fail_after is not None and n >= self.fail_after:
-                results.append(NotWritten("broker refused the record"))
-            elif self.hold:
-                future: asyncio.Future[Written | NotWritten] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                self._held.append((record, future))
-                results.append(Unknown("held", asyncio.shield(future)))
-            else:
-                results.append(self._append(record))
-        self.fail_after = None
-        return results
-
-    def _append(self, record: OutgoingRecord) -> Written:
-        partition = zlib.crc32(record.key) % self.partitions
-        entries = self.log.setdefault(partition, [])
-        entries.append(record)
-        return Written(partition, len(entries) - 1)
-
-    def release_held(self, *, written: bool = True) -> None:
-        """Resolve every held record: written to the log, or failed."""
-        held, self._held = self._held, []
-        for record, future in held:
-            future.set_result(self._append(record) if written else NotWritten("failed late"))
-
-    async def is_ready(self) -> tuple[bool, str]:
-        return self.available, "in memory" if self.available else "switched off"
-
-    def records(self) -> list[OutgoingRecord]:
-        return [r for p in sorted(self.log) for r in self.log[p]]

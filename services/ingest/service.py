@@ -423,12 +423,6 @@ class IngestService:
             raise UnavailableError(f"read models unavailable: {exc}") from exc
 
 
-def client_digest(event: Event) -> str:
-    """`content_digest(event)`, as ingest computes it (from `encode_unstamped`, whose bytes
-    it then stamps). A unit test holds this equal to `content_digest`."""
-    return digest_of(encode_unstamped(event))
-
-
 def _conflict(index: int, event: Event, why: str) -> dict[str, object]:
     return {
         "index": index,

@@ -7,7 +7,8 @@ stores every event it applies in its partition's `events` hash (event_key -> off
 event as the log holds it, `partitionkey` included), in the version the API serves. Ingest
 only reads them; the projector alone writes them.
 
-The port, its Redis adapter (one pipeline across the partitions) and an in-memory twin.
+The port and its Redis adapter (one pipeline across the partitions); the in-memory twin is
+in tests/twins/ingest.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -71,7 +71,9 @@ class RedisTargetIndex:
         if active is None:
             return []  # no read models yet
         version = int(active)
-        partitions = await self._redis.hget(keyspace.version_meta(version), "partitions")
+        partitions = await self._redis.hget(
+            keyspace.version_meta(version), keyspace.MetaField.PARTITIONS
+        )
         if partitions is None:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -88,19 +90,3 @@ def _decoded(event_key: str, stored: bytes) -> Event | None:
     except ValidationError as exc:  # the projector decoded it once; this should not happen
         logger.warning("stored event %s does not decode: %s", event_key, exc)
         return None
-
-
-@dataclass
-class InMemoryTargetIndex:
-    """The twin for unit tests: the events the read models would hold, by event_key."""
-
-    events: dict[str, Event] = field(default_factory=dict)
-    available: bool = True
-
-    def add(self, event: Event) -> None:
-        self.events[event.key] = event
-
-    async def lookup(self, event_keys: Sequence[str]) -> list[Event | None]:
-        if not self.available:
-            raise ReadModelsUnavailableError("in-memory read models switched off")
-        return [self.events.get(k) for k in event_keys]

@@ -7,6 +7,9 @@ in Redis, in the same atomic write as the read models.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 CLIENT_ID_PREFIX = "chancery"
@@ -58,3 +61,20 @@ def event_log_consumer(
         heartbeat_interval_ms=1_000,
         metadata_max_age_ms=30_000,
     )
+
+
+class ConsumedRecord(Protocol):
+    """The fields we read of a record aiokafka's consumer returns (aiokafka ships no types:
+    this gives its `ConsumerRecord` one where it enters our code)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...

@@ -178,7 +178,8 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = _incoming_correlation_id(scope) or os.urandom(16).hex()  # uuid4().hex, 4x cheaper
+        # A random 32-hex-digit id, like uuid4().hex, without building a UUID per request.
+        cid = _incoming_correlation_id(scope) or os.urandom(16).hex()
         token = correlation_id.set(cid)
 
         async def send_with_header(message: Message) -> None:

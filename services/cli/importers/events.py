@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -256,16 +256,9 @@ def meeting_event(
             country=country,
             derived=True,
         )
-        kind = "diplomacy.meeting.held"
         prefix = f"meeting.{occurred}.{'-'.join(data.parties)}"
-        fact = data.model_dump_json(exclude_none=True)
-        return MeetingHeld(
-            specversion="1.0",
-            id=derived_id(prefix, kind, reported, fact),
-            source=source,
-            type=kind,
-            time=reported,
-            data=data,
+        return _derived(
+            MeetingHeld, "diplomacy.meeting.held", prefix, reported, source=source, data=data
         )
     except ValidationError:
         return None  # e.g. a city name the contract refuses: the coded event still stands
@@ -295,19 +288,41 @@ def visit_leg_event(
             city=host.city,
             derived=True,
         )
-        kind = "diplomacy.visit.leg.started"
         prefix = f"visit.{day.isoformat()}.{traveller.id}.{host.country}"
-        fact = data.model_dump_json(exclude_none=True)
-        return VisitLegStarted(
-            specversion="1.0",
-            id=derived_id(prefix, kind, reported, fact),
+        return _derived(
+            VisitLegStarted,
+            "diplomacy.visit.leg.started",
+            prefix,
+            reported,
             source=source,
-            type=kind,
-            time=reported,
             data=data,
         )
     except ValidationError:
         return None
+
+
+DerivedEvent = TypeVar("DerivedEvent", MeetingHeld, VisitLegStarted)
+
+
+def _derived(
+    event: type[DerivedEvent],
+    kind: str,
+    prefix: str,
+    reported: datetime,
+    *,
+    source: str,
+    data: MeetingHeldData | VisitLegData,
+) -> DerivedEvent:
+    """The `kind` event saying `data`, its id the digest of all it says (`derived_id`)."""
+    fact = data.model_dump_json(exclude_none=True)
+    return event(
+        specversion="1.0",
+        id=derived_id(prefix, kind, reported, fact),
+        source=source,
+        type=kind,
+        time=reported,
+        data=data,
+    )
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -10,11 +10,13 @@ and progress goes to a callback: this module knows nothing of HTTP or terminals.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from cachetools import LRUCache
 
 from chancery.contract import encode_event
 from services.cli.ingest_client import BatchAccepted, BatchRefused, BatchResult, merge_positions
@@ -103,7 +105,7 @@ class Importer:
         self._max_bytes = max_bytes
         self._on_progress = on_progress
         self._on_skip = on_skip
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent: LRUCache[str, bool] = LRUCache(maxsize=RECENT_DERIVED)
 
     def check(self, paths: Iterable[Path]) -> None:
         """Check every file's layout before anything is sent (raises LayoutError)."""
@@ -139,12 +141,9 @@ class Importer:
 
     def _fresh(self, event_id: str) -> bool:
         """False for a derived event this run already sent (ingest would drop it anyway)."""
-        if event_id in self._recent:
-            self._recent.move_to_end(event_id)
+        if self._recent.get(event_id):  # a hit counts as a use: it stays longer
             return False
-        self._recent[event_id] = None
-        if len(self._recent) > RECENT_DERIVED:
-            self._recent.popitem(last=False)
+        self._recent[event_id] = True
         return True
 
     def _add(self, batch: _Batch, line_number: int, mapped: Mapped) -> _Batch:

@@ -151,7 +151,7 @@ def plan_stack(
     )
 
 
-class _Child:
+class _ServiceProcess:
     """A service process in its own process group, with a pid file for `stop_stack`."""
 
     def __init__(self, spec: ServiceSpec, logs_dir: Path, run_dir: Path) -> None:
@@ -229,7 +229,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _wait_healthy(child: _Child, timeout_s: float, stop: threading.Event) -> None:
+def _wait_healthy(child: _ServiceProcess, timeout_s: float, stop: threading.Event) -> None:
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0) as client:
         while True:
@@ -250,7 +250,9 @@ def _wait_healthy(child: _Child, timeout_s: float, stop: threading.Event) -> Non
             stop.wait(0.2)
 
 
-class _Say:
+class _LinePrinter:
+    """Prints each line at once (flushed), so that the stack's progress shows as it goes."""
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
@@ -273,7 +275,7 @@ def run_stack(
     was started is stopped before returning, services first.
     """
     stack = stack or StackSettings()
-    say = _Say(out or sys.stdout)
+    say = _LinePrinter(out or sys.stdout)
     stop = stop or threading.Event()
     try:
         plan = plan_stack(stack, commands)
@@ -299,7 +301,7 @@ def run_stack(
         port=plan.redis_port, data_dir=plan.state_dir / "redis", persistence=stack.redis_persistence
     )
     servers: list[KafkaServer | RedisServer] = []
-    children: list[_Child] = []
+    children: list[_ServiceProcess] = []
     code = 0
     with _stop_on_signals(stop):
         try:
@@ -317,7 +319,7 @@ def run_stack(
             for spec in plan.services:
                 if stop.is_set():
                     raise StopRequested(spec.name)
-                children.append(_Child(spec, logs_dir, run_dir))
+                children.append(_ServiceProcess(spec, logs_dir, run_dir))
             for child in children:
                 _wait_healthy(child, stack.ready_timeout_s, stop)
                 say(f"{child.spec.name} healthy")
@@ -343,7 +345,7 @@ def run_stack(
     return code
 
 
-def _print_ready(say: _Say, plan: StackPlan, logs_dir: Path, elapsed: float) -> None:
+def _print_ready(say: _LinePrinter, plan: StackPlan, logs_dir: Path, elapsed: float) -> None:
     say("")
     say(f"Chancery is up ({elapsed:.1f}s):")
     for spec in plan.services:
@@ -354,7 +356,7 @@ def _print_ready(say: _Say, plan: StackPlan, logs_dir: Path, elapsed: float) -> 
     say(f"Press Ctrl-C to stop everything (or: kill -TERM {os.getpid()}).")
 
 
-def _watch(children: Sequence[_Child], stop: threading.Event, say: _Say) -> int:
+def _watch(children: Sequence[_ServiceProcess], stop: threading.Event, say: _LinePrinter) -> int:
     while not stop.wait(0.5):
         for child in children:
             code = child.exited()
@@ -365,7 +367,9 @@ def _watch(children: Sequence[_Child], stop: threading.Event, say: _Say) -> int:
 
 
 def _shutdown(
-    children: Sequence[_Child], servers: Sequence[KafkaServer | RedisServer], say: _Say
+    children: Sequence[_ServiceProcess],
+    servers: Sequence[KafkaServer | RedisServer],
+    say: _LinePrinter,
 ) -> None:
     # Further signals must not interrupt the cleanup; every step below is bounded.
     if threading.current_thread() is threading.main_thread():
@@ -386,7 +390,7 @@ def _shutdown(
 
 def stop_stack(state_dir: Path = Path(".chancery"), out: TextIO | None = None) -> None:
     """Stop what a `chancery up` that could not clean up left (by pid files, never by name)."""
-    say = _Say(out or sys.stdout)
+    say = _LinePrinter(out or sys.stdout)
     run_dir = state_dir / "run"
     for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.is_dir() else []:
         name = pid_file.stem

@@ -3,51 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from services.cli.errors import CliError, ServiceDown
-from services.cli.stream import SseDecoder, SseMessage, StreamFollower
+from services.cli.stream import SseMessage, StreamFollower
 
 pytestmark = pytest.mark.unit
 
 URL = "http://api.test"
-
-
-def feed(decoder: SseDecoder, text: str) -> list[SseMessage]:
-    out = []
-    for line in text.split("\n"):
-        message = decoder.feed(line)
-        if message is not None:
-            out.append(message)
-    return out
-
-
-def test_the_decoder_reads_fields_comments_and_multi_line_data() -> None:
-    decoder = SseDecoder()
-    messages = feed(
-        decoder,
-        ': hello\nretry: 2500\nid: t@0:1\nevent: update\ndata: {"a":\ndata: 1}\n\n'
-        "data:no space\n\n",
-    )
-    assert messages == [
-        SseMessage(event="update", data='{"a":\n1}', id="t@0:1"),
-        SseMessage(event="message", data="no space", id="t@0:1"),
-    ]
-    assert decoder.retry_ms == 2500
-
-
-def test_an_id_counts_only_once_its_event_is_complete() -> None:
-    decoder = SseDecoder()
-    feed(decoder, "id: t@0:1\ndata: one\n\nid: t@0:2\ndata: tw")
-    assert decoder.last_id == "t@0:1"  # the second event never completed
-
-
-def test_a_ping_with_an_id_moves_the_position_without_a_message() -> None:
-    decoder = SseDecoder()
-    assert feed(decoder, ": ping\nid: t@0:9\n\n") == []
-    assert decoder.last_id == "t@0:9"
 
 
 class Script:
@@ -75,6 +41,57 @@ def events(follower: StreamFollower, count: int) -> list[SseMessage]:
     return out
 
 
+def follower(script: Script, sleeps: list[float] | None = None, **options: Any) -> StreamFollower:
+    return StreamFollower(
+        URL,
+        "key",
+        transport=httpx.MockTransport(script),
+        sleep=(sleeps if sleeps is not None else []).append,
+        **options,
+    )
+
+
+def test_fields_comments_and_multi_line_data_are_read() -> None:
+    script = Script(
+        ': hello\nretry: 2500\nid: t@0:1\nevent: update\ndata: {"a":\ndata: 1}\n\n'
+        "data:no space\n\n",
+    )
+    assert events(follower(script), 2) == [
+        SseMessage(event="update", data='{"a":\n1}', id="t@0:1"),
+        SseMessage(event="message", data="no space", id="t@0:1"),
+    ]
+
+
+def test_an_id_counts_only_once_its_event_is_complete() -> None:
+    script = Script("id: t@0:1\ndata: one\n\nid: t@0:2\ndata: tw", "id: t@0:2\ndata: two\n\n")
+    got = events(follower(script), 2)
+    assert [m.data for m in got] == ["one", "two"]
+    assert script.requests[1].headers["last-event-id"] == "t@0:1"  # the second never completed
+
+
+def test_a_ping_with_an_id_moves_the_position_without_a_message() -> None:
+    script = Script(": ping\nid: t@0:9\n\n", "id: t@0:10\ndata: ten\n\n")
+    stream = follower(script)
+    assert [m.data for m in events(stream, 1)] == ["ten"]
+    assert script.requests[1].headers["last-event-id"] == "t@0:9"
+
+
+def test_the_servers_retry_delay_is_honoured() -> None:
+    sleeps: list[float] = []
+    script = Script("retry: 2500\nid: t@0:1\ndata: one\n\n", "id: t@0:2\ndata: two\n\n")
+    assert [m.data for m in events(follower(script, sleeps), 2)] == ["one", "two"]
+    assert sleeps == [2.5]
+
+
+def test_an_answer_that_is_no_event_stream_is_reported() -> None:
+    def page(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>", headers={"content-type": "text/html"})
+
+    stream = StreamFollower(URL, "key", transport=httpx.MockTransport(page))
+    with pytest.raises(CliError, match=r"answered /v1/stream with text/html, not an event str"):
+        events(stream, 1)
+
+
 def test_a_dropped_stream_resumes_after_the_last_complete_event() -> None:
     script = Script(
         "id: t@0:1\ndata: one\n\nid: t@0:2\ndata: two\n\nid: t@0:3\ndata: thr",  # cut
@@ -98,9 +115,10 @@ def test_a_dropped_stream_resumes_after_the_last_complete_event() -> None:
     assert first.url.params.get_list("type") == ["diplomacy.meeting.held"]
     assert first.url.params.get_list("country") == ["CHN"]
     assert first.headers["authorization"] == "Bearer key"
-    assert sleeps == [1.0]
+    (slept,) = sleeps
+    assert 1.0 <= slept <= 2.0  # backoff from 1 s, plus up to 1 s of jitter
     assert notices == [
-        "stream interrupted (the API closed the stream); reconnecting from t@0:2 in 1 s"
+        f"stream interrupted (the API closed the stream); reconnecting from t@0:2 in {slept:.3g} s"
     ]
 
 
@@ -139,9 +157,11 @@ def test_after_a_first_success_a_lost_connection_is_retried() -> None:
         if calls["n"] == 2:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         body = "id: t@0:1\ndata: one\n\n" if calls["n"] == 1 else "id: t@0:2\ndata: two\n\n"
-        return httpx.Response(200, content=body.encode())
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     sleeps: list[float] = []
     follower = StreamFollower(URL, "key", transport=httpx.MockTransport(flaky), sleep=sleeps.append)
     assert [m.data for m in events(follower, 2)] == ["one", "two"]
-    assert sleeps == [1.0, 2.0]
+    first, second = sleeps  # the drop, then the refused connection: backoff doubles
+    assert 1.0 <= first <= 2.0
+    assert 2.0 <= second <= 3.0

@@ -4,6 +4,7 @@ the partition `send()` would pick."""
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -14,9 +15,9 @@ from services.ingest.idempotency import (
     Claim,
     CoalescingIdempotencyStore,
     IdempotencyUnavailableError,
-    InMemoryIdempotencyStore,
 )
 from services.ingest.publisher import default_partition
+from tests.twins.ingest import InMemoryIdempotencyStore
 
 pytestmark = pytest.mark.unit
 
@@ -168,3 +169,66 @@ def test_native_packing_writes_what_redis_py_writes(args: tuple[EncodableT, ...]
         pass
 
     assert b"".join(Packing().pack_command(*args)) == b"".join(Connection().pack_command(*args))
+
+
+class DyingProducer:
+    """The part of AIOKafkaProducer the publisher uses, for a producer whose sender dies of
+    `fatal`: the records pending then fail with it (`fail_pending`), and every later send
+    raises it, as aiokafka does. Without `fatal`, each record is written at the next offset."""
+
+    def __init__(self, fatal: Exception | None = None, *, fail_pending: bool = False) -> None:
+        self.fatal = fatal
+        self.fail_pending = fail_pending
+        self.started = asyncio.Event()
+        self.stopped = False
+        self.offset = 0
+
+    async def start(self) -> None:
+        self.started.set()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, topic: str, **record: object) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.fatal is not None and not self.fail_pending:
+            raise self.fatal
+        if self.fatal is not None:
+            future.set_exception(self.fatal)
+            self.fail_pending = False  # the sender is dead now: later sends raise
+        else:
+            future.set_result(RecordMetadata(topic, 0, self.offset))
+            self.offset += 1
+        return future
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+@pytest.mark.parametrize("fail_pending", [True, False], ids=["pending-send", "later-send"])
+async def test_a_producer_whose_sender_died_is_replaced(fail_pending: bool) -> None:
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    from services.ingest.publisher import KafkaEventPublisher, NotWritten, OutgoingRecord, Written
+
+    dying = DyingProducer(OutOfOrderSequenceNumber(), fail_pending=fail_pending)
+    healthy = DyingProducer()
+    made = iter([dying, healthy])
+    publisher = KafkaEventPublisher(lambda: next(made), "chancery.events")
+    record = OutgoingRecord(key=b"CHN|USA", value=b"{}")
+    await publisher.start()
+    try:
+        await asyncio.wait_for(dying.started.wait(), 5)
+
+        (refused,) = await publisher.publish([record], timeout_s=5)
+        assert isinstance(refused, NotWritten)
+        await asyncio.wait_for(healthy.started.wait(), 5)
+        (written,) = await publisher.publish([record], timeout_s=5)
+    finally:
+        await publisher.stop()
+
+    assert written == Written(0, 0)
+    assert dying.stopped

@@ -10,9 +10,7 @@ import pytest
 
 from chancery.contract import decode_event, parse_incoming, stamp
 from chancery.positions import Position
-from services.ingest.idempotency import InMemoryIdempotencyStore
-from services.ingest.publisher import InMemoryEventPublisher
-from services.ingest.targets import InMemoryTargetIndex
+from tests.twins.ingest import InMemoryEventPublisher, InMemoryIdempotencyStore, InMemoryTargetIndex
 
 from .support import NOW, SOURCE, Credentials, credentials, ingest_client, make_event
 

@@ -14,8 +14,7 @@ import pytest
 
 from chancery import auth
 from chancery.auth import KeyRing, Scope, new_api_key
-from services.ingest.idempotency import InMemoryIdempotencyStore
-from services.ingest.publisher import InMemoryEventPublisher
+from tests.twins.ingest import InMemoryEventPublisher, InMemoryIdempotencyStore
 
 from .support import NOW, Credentials, credentials, ingest_client, make_event
 

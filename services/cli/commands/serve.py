@@ -1,0 +1,51 @@
+"""Running the services: each one on its own, or the whole local stack with `up`."""
+
+from __future__ import annotations
+
+import typer
+
+from chancery.settings import AuthSettings
+from services.cli import settings as cli_settings
+from services.cli.errors import CliError, reported
+
+
+def ingest() -> None:
+    """Serve ingest (the front door) on CHANCERY_INGEST_PORT."""
+    from services.ingest.__main__ import main
+
+    main()
+
+
+def projector() -> None:
+    """Run the projector: Kafka -> Redis read models."""
+    from services.projector.__main__ import main
+
+    main()
+
+
+def api() -> None:
+    """Serve the query and subscription API on CHANCERY_API_PORT."""
+    from services.api.__main__ import main
+
+    main()
+
+
+@reported
+def up() -> None:
+    """Start Kafka, Redis, ingest, projector and API; load the seeds; Ctrl-C stops all."""
+    from services.cli.devkeys import ensure_dev_key
+    from services.cli.local.supervisor import StackError, StackSettings, run_stack
+    from services.cli.seeds import load_seeds
+
+    auth = AuthSettings()
+    key = ensure_dev_key(auth.api_keys_file, cli_settings.DEV_KEY_FILE)
+
+    def seed(ingest_url: str) -> None:
+        try:
+            report = load_seeds(ingest_url, key)
+        except CliError as exc:
+            raise StackError(f"loading the seeds: {exc.message}") from None
+        typer.echo(f"Loaded {report.events} seed events from {report.files} file(s)")
+
+    typer.echo(f"Development API key (every scope), also in {cli_settings.DEV_KEY_FILE}:\n  {key}")
+    raise typer.Exit(run_stack(StackSettings(), seed_loader=seed))
