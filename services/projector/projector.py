@@ -48,7 +48,6 @@ from .plan import WritePlan
 from .poison import PoisonParking, reason_of
 from .progress import Progress, ProgressReport
 from .projection import PendingRead, ReadModelProjection
-from .records import LogRecord
 from .rounds import BatchOutcomes, PartitionBatch, ScriptsInFlight
 from .store import ReadModelWriter
 from .version_pointer import VersionPointer
@@ -58,7 +57,7 @@ logger = logging.getLogger(__name__)
 RETRY_S = 0.5
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
-__all__ = ["LogRecord", "Progress", "Projector"]
+__all__ = ["Projector"]
 
 
 class Projector:

@@ -36,7 +36,7 @@ def rebuild(
     from chancery.observability import configure_logging
     from services.cli.status import reachable
     from services.projector.app import run_rebuild
-    from services.projector.projector import Progress as Done
+    from services.projector.progress import Progress as Done
 
     settings = ProjectorSettings()
     asyncio.run(reachable(settings.kafka_bootstrap_servers, settings.redis_url, settings.topic))
