@@ -39,7 +39,7 @@ from .kafka_server import KafkaServer
 from .ports import port_is_free
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
-from .topics import chancery_topics, ensure_topics_blocking
+from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class StackPlan:
     redis_url: str
     topic: str
     dead_letter_topic: str
+    topics: tuple[TopicSpec, ...]
     services: tuple[ServiceSpec, ...]
     state_dir: Path
 
@@ -140,6 +141,7 @@ def plan_stack(
         redis_url=common.redis_url,
         topic=common.topic,
         dead_letter_topic=common.dead_letter_topic,
+        topics=tuple(topics_from_settings(common)),
         services=(
             ServiceSpec(
                 "ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"
@@ -310,9 +312,7 @@ def run_stack(
                 server.start()
             for server in (kafka, redis):
                 server.wait_ready(stack.ready_timeout_s, cancel=stop)
-            ensure_topics_blocking(
-                plan.kafka_bootstrap, chancery_topics(plan.topic, plan.dead_letter_topic)
-            )
+            ensure_topics_blocking(plan.kafka_bootstrap, plan.topics)
             say(f"Kafka and Redis ready, topics {plan.topic} and {plan.dead_letter_topic} exist")
             for spec in plan.services:
                 if stop.is_set():
