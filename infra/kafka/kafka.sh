@@ -317,12 +317,15 @@ metadata_brokers() {
 }
 
 started_in_log() {
-    local data_dir="$1" offset=0 log_file="$1/logs/server.log" size
+    local data_dir="$1" offset=0 log_file="$1/logs/server.log" size count
     [[ -f "${log_file}" ]] || return 1
     [[ -f "${data_dir}/logs/.start-offset" ]] && offset="$(cat "${data_dir}/logs/.start-offset")"
     size="$(stat -c %s "${log_file}")"
     ((size >= offset)) || offset=0 # the log rolled over since the start
-    tail -c +"$((offset + 1))" "${log_file}" | grep -q 'Kafka Server started'
+    # grep -c reads to the end: `grep -q` would stop at the first match and, under
+    # pipefail, tail's SIGPIPE would fail the check whenever much was logged after it.
+    count="$(tail -c +"$((offset + 1))" "${log_file}" | grep -c -F 'Kafka Server started' || true)"
+    ((${count:-0} > 0))
 }
 
 # wait_node DATA_DIR TIMEOUT MIN_BROKERS: until the node's broker logged its start and

@@ -370,14 +370,21 @@ cluster_start() {
 }
 
 # The cluster is ready when every node sees cluster_state:ok with every slot served by a
-# live master, knows all six nodes, and every replica is linked to its master.
+# live master, knows all six nodes as three masters and three replicas with none failing,
+# and every replica is linked to its master.
 cluster_ready() {
-    local port info replication
+    local port info replication roles
     while IFS= read -r port; do
         info="$(cli "${port}" cluster info)"
         [[ "$(info_value "${info}" cluster_state)" == ok ]] || return 1
         [[ "$(info_value "${info}" cluster_slots_ok)" == "${CLUSTER_SLOTS}" ]] || return 1
         [[ "$(info_value "${info}" cluster_known_nodes)" == "${CLUSTER_NODES}" ]] || return 1
+        # CLUSTER NODES: "<id> <address> <flags> ..."; "replicas failing" as this node sees it.
+        roles="$(cli "${port}" cluster nodes | awk '
+            $3 ~ /(^|,)slave(,|$)/ { replicas++ }
+            $3 ~ /fail|handshake|noaddr/ { failing++ }
+            END { print replicas + 0, failing + 0 }')"
+        [[ "${roles}" == "$((CLUSTER_NODES / 2)) 0" ]] || return 1
         replication="$(cli "${port}" info replication)"
         if [[ "$(info_value "${replication}" role)" == slave ]]; then
             [[ "$(info_value "${replication}" master_link_status)" == up ]] || return 1

@@ -33,6 +33,7 @@ from aiokafka.errors import (
     NodeNotReadyError,
     RequestTimedOutError,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     for_code,
 )
 
@@ -197,14 +198,18 @@ async def _started_admin(bootstrap_servers: str, timeout_s: float) -> AIOKafkaAd
             return admin
 
 
-async def _retrying(call: Callable[[], Awaitable[T]], deadline: float) -> T:
+async def _retrying(
+    call: Callable[[], Awaitable[T]],
+    deadline: float,
+    transient: tuple[type[Exception], ...] = TRANSIENT,
+) -> T:
     """`call()`, tried again while it fails for a reason of one broker (it asks any broker:
     on a cluster with a node down, the next try may ask another)."""
     loop = asyncio.get_running_loop()
     while True:
         try:
             return await call()
-        except TRANSIENT:
+        except transient:
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.2)
@@ -252,7 +257,12 @@ async def _states(
     described = await _retrying(lambda: _describe(admin, names), deadline)
     if not described:
         return described
-    configs = await _retrying(lambda: _configs(admin, list(described)), deadline)
+    # A topic just created may not have reached the broker asked for its configs yet.
+    configs = await _retrying(
+        lambda: _configs(admin, list(described)),
+        deadline,
+        (*TRANSIENT, UnknownTopicOrPartitionError),
+    )
     return {
         name: TopicState(state.name, state.partitions, state.replication_factor, configs[name])
         for name, state in described.items()
