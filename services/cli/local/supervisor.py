@@ -35,8 +35,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
 
+from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
+from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
+from .kafka_cluster import KafkaCluster
 from .kafka_server import KafkaServer
 from .ports import port_is_free
+from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
 from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
@@ -406,4 +410,9 @@ def stop_stack(state_dir: Path = Path(".chancery"), out: TextIO | None = None) -
         pid_file.unlink(missing_ok=True)
     RedisServer(data_dir=state_dir / "redis").stop()
     KafkaServer(data_dir=state_dir / "kafka").stop()
+    # The clusters of start_cluster_servers, when a run used them.
+    if (state_dir / REDIS_CLUSTER_DIR).is_dir():
+        RedisCluster(data_dir=state_dir / REDIS_CLUSTER_DIR).stop()
+    if (state_dir / KAFKA_CLUSTER_DIR).is_dir():
+        KafkaCluster(data_dir=state_dir / KAFKA_CLUSTER_DIR).stop()
     say("Stopped.")
