@@ -415,6 +415,8 @@ write_cluster_conf() {
     local voters="" n dir
     mapfile -t client < <(split_ports "${ports}")
     mapfile -t control < <(split_ports "${controller_ports}")
+    # split_ports said why when a list is not three ports.
+    ((${#client[@]} == CLUSTER_NODES && ${#control[@]} == CLUSTER_NODES)) || exit 1
     if (($(printf '%s\n' "${client[@]}" "${control[@]}" | sort -u | wc -l) != 2 * CLUSTER_NODES)); then
         die "the ${CLUSTER_NODES} client and ${CLUSTER_NODES} controller ports must all differ"
     fi

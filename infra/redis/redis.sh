@@ -20,7 +20,9 @@
 #
 # DATA_DIR holds redis.pid, redis.port, redis.log and, with AOF, appendonlydir/.
 # `--persistence aof` (make run) writes an append-only file fsynced every second;
-# `none` (tests) keeps everything in memory only: a restart comes back empty.
+# `none` (tests) keeps everything in memory only: a restart comes back empty (a cluster
+# master killed and started again before its replica took over comes back an empty
+# master, and its replica copies that).
 #
 # A cluster's D holds cluster.conf (its ports and settings) and node-1/ ... node-6/, each a
 # DATA_DIR as above plus node.conf and Redis's own nodes.conf (the cluster as that node

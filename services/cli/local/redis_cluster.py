@@ -81,7 +81,9 @@ class RedisCluster(ScriptCluster[RedisClusterNode]):
     """Six redis-servers on 127.0.0.1 in cluster mode, data in data_dir/node-1..6.
 
     persistence="none" (tests) keeps no data on disk: a node started again comes back
-    empty and, if its replica was promoted meanwhile, resyncs from it as a replica.
+    empty and, if its replica was promoted meanwhile, resyncs from it as a replica. A killed
+    master started again *before* its replica is promoted comes back an empty master, and
+    its replica then copies the empty data set: in a fault test, wait_for_master first.
     "aof" (a local cluster run by hand) keeps each node's data across restarts.
     """
 
