@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -29,6 +29,31 @@ class CommonSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
     log_json: bool = True
+    # The event log's partition count. Unset, a new topic gets 6 and an existing topic is
+    # used with whatever count it has; set, a new topic gets it and an existing topic with
+    # another count is refused at start (a key's partition depends on the count).
+    partitions: int | None = Field(default=None, ge=1)
+    # Copies of each record, and how many of them must have it before it is acknowledged:
+    # 1 and 1 on one broker; 3 and 2 on a three-node cluster (one node may fail). A new
+    # topic gets these; an existing topic with fewer is refused at start.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """CHANCERY_PARTITIONS= (as in .env.example) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> CommonSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            msg = (
+                f"min_insync_replicas={self.min_insync_replicas} is more than "
+                f"replication_factor={self.replication_factor}: no write could ever succeed"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class AuthSettings(BaseSettings):

@@ -12,6 +12,14 @@ A missing server is an error, never a skip. Session fixtures: `kafka_bootstrap`,
 `redis_url`, and `local_kafka` / `local_redis` (the controllable servers, for fault tests).
 Per test: `kafka_topic` (a fresh topic, with `<name>.dlq`), `redis_db_url` (a flushed Redis
 database of its own), `redis_prefix` and `chancery_env` (the CHANCERY_* variables of both).
+
+The distributed servers, always the project's own on free ports, started only when a test
+asks for them (a run without cluster tests pays nothing) and stopped at the end of the
+session: `kafka_cluster` (three Kafka nodes) and `redis_cluster` (three masters, three
+replicas). Per test: `whole_kafka_cluster` / `whole_redis_cluster` (every node up before the
+test, and again after it: a fault test may leave nodes killed), `kafka_cluster_topic` (a
+fresh topic with 3 replicas and min.insync.replicas=2, and its `.dlq`) and
+`redis_cluster_url` (the cluster, flushed).
 """
 
 from __future__ import annotations
@@ -30,8 +38,13 @@ import pytest
 import redis
 
 from services.cli.local import (
+    CLUSTER_MIN_INSYNC_REPLICAS,
+    CLUSTER_REPLICATION_FACTOR,
+    KafkaCluster,
     KafkaServer,
+    RedisCluster,
     RedisServer,
+    ScriptCluster,
     TopicSpec,
     chancery_topics,
     ensure_topics_blocking,
@@ -129,11 +142,15 @@ def _redis_container() -> Iterator[str]:
         yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
 
 
-def _stop_at_exit(server: KafkaServer | RedisServer) -> None:
-    """Stop the server even when the session ends without fixture teardown."""
+def _stop_at_exit(server: KafkaServer | RedisServer | ScriptCluster[Any]) -> None:
+    """Stop the server (every node of a cluster) even when the session ends without
+    fixture teardown."""
 
     def stop() -> None:
-        if server.is_running():
+        if isinstance(server, ScriptCluster):
+            if server.running():
+                server.stop()
+        elif server.is_running():
             server.stop()
 
     atexit.register(stop)
@@ -294,6 +311,91 @@ def chancery_env(kafka_bootstrap: str, kafka_topic: str, redis_db_url: str) -> d
         "CHANCERY_DEAD_LETTER_TOPIC": f"{kafka_topic}.dlq",
         "CHANCERY_REDIS_URL": redis_db_url,
     }
+
+
+# --- the distributed servers -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three Kafka nodes (each a broker and a controller voter) on free ports."""
+    cluster = KafkaCluster.on_free_ports(data_dir=tmp_path_factory.mktemp("kafka-cluster"))
+    _stop_at_exit(cluster)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of three masters and three replicas on free ports, nothing on disk."""
+    cluster = RedisCluster.on_free_ports(data_dir=tmp_path_factory.mktemp("redis-cluster"))
+    _stop_at_exit(cluster)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def whole_kafka_cluster(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
+    """The Kafka cluster with its three nodes up; any node the test leaves down is started
+    again after it (and the cluster awaited), so the next test finds it whole."""
+    kafka_cluster.heal()
+    yield kafka_cluster
+    kafka_cluster.heal()
+
+
+@pytest.fixture
+def whole_redis_cluster(redis_cluster: RedisCluster) -> Iterator[RedisCluster]:
+    """The Redis Cluster with its six nodes up and every slot served; any node the test
+    leaves down is started again after it. Which nodes are masters may differ from test to
+    test (a failover swaps a master and its replica): ask, never assume."""
+    redis_cluster.heal()
+    yield redis_cluster
+    redis_cluster.heal()
+
+
+@pytest.fixture
+def kafka_cluster_topic(whole_kafka_cluster: KafkaCluster, request: pytest.FixtureRequest) -> str:
+    """A topic of this test's own on the cluster (6 partitions, 3 replicas each,
+    min.insync.replicas=2, kept forever), and `<topic>.dlq` beside it."""
+    name = f"test.{_slug(request)}"
+    ensure_topics_blocking(
+        whole_kafka_cluster.bootstrap_servers,
+        chancery_topics(
+            name,
+            f"{name}.dlq",
+            partitions=TOPIC_PARTITIONS,
+            replication_factor=CLUSTER_REPLICATION_FACTOR,
+            min_insync_replicas=CLUSTER_MIN_INSYNC_REPLICAS,
+        ),
+        timeout_s=60.0,
+    )
+    return name
+
+
+@pytest.fixture
+def redis_cluster_url(whole_redis_cluster: RedisCluster) -> str:
+    """redis:// URL of one node of the Redis Cluster, emptied (every master flushed) for this
+    test. A cluster has one database only: tests that use it take turns."""
+    for port in _cluster_masters(whole_redis_cluster):
+        client = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+    return whole_redis_cluster.url
+
+
+def _cluster_masters(cluster: RedisCluster) -> list[int]:
+    """The ports of the masters, from ROLE (no event loop needed)."""
+    masters: list[int] = []
+    for node in cluster.nodes:
+        client = redis.Redis(host="127.0.0.1", port=node.port)
+        try:
+            if client.role()[0] == b"master":
+                masters.append(node.port)
+        finally:
+            client.close()
+    return masters
 
 
 # A run that executes no test must fail, even when every test was skipped or deselected.

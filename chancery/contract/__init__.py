@@ -87,6 +87,7 @@ from .routing import (
     DEFAULT_PARTITIONS,
     EVENTS_TOPIC,
     RECORD_CONTENT_TYPE,
+    partition_for,
     partition_key,
     party_key,
 )
@@ -176,6 +177,7 @@ __all__ = [
     "parse_incoming",
     "parse_incoming_batch_json",
     "parse_incoming_json",
+    "partition_for",
     "partition_key",
     "party_key",
     "quad_class",

@@ -9,6 +9,11 @@ One partition keeps its records in order, so events that must be read in order s
 - a retraction: the key of the event it retracts, which only ingest knows (it looks the
   target up), so `partition_key` returns None and ingest fills it in. A retraction and its
   target therefore always share a partition.
+
+A key's partition is `partition_for(key, count)`: Kafka's default partitioner, a function of
+the key's bytes and the topic's partition count only. A key therefore keeps its partition as
+long as the topic keeps its count, and may move if the count changes: why an existing
+topic's count is never changed under it (services/cli/local/topics.py).
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ RECORD_CONTENT_TYPE = "application/cloudevents+json"
 """The `content-type` header of every record (CloudEvents structured mode)."""
 
 PARTY_SEPARATOR = "|"
+
+_MURMUR2_SEED = 0x9747B28C
+_MURMUR2_M = 0x5BD1E995
+_U32 = 0xFFFFFFFF
 
 
 def party_key(parties: Iterable[str]) -> str:
@@ -77,3 +86,41 @@ def partition_key(event: Event) -> str | None:
             return None
         case _:
             assert_never(data)
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of `data`, as an unsigned 32-bit int (Java's Utils.murmur2)."""
+    length = len(data)
+    h = (_MURMUR2_SEED ^ length) & _U32
+    whole = length - length % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * _MURMUR2_M) & _U32
+        k ^= k >> 24
+        k = (k * _MURMUR2_M) & _U32
+        h = ((h * _MURMUR2_M) & _U32) ^ k
+    tail = length % 4
+    if tail >= 3:
+        h ^= data[whole + 2] << 16
+    if tail >= 2:
+        h ^= data[whole + 1] << 8
+    if tail >= 1:
+        h ^= data[whole]
+        h = (h * _MURMUR2_M) & _U32
+    h ^= h >> 13
+    h = (h * _MURMUR2_M) & _U32
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition of a record keyed `key` in a topic of `partitions` partitions.
+
+    Kafka's default partitioner for a keyed record (Java's and aiokafka's): murmur2 of the
+    key, made positive, modulo the count. It depends on nothing else: not on the brokers,
+    their number, which of them leads a partition, or the client.
+    """
+    if partitions < 1:
+        msg = f"a topic has at least one partition, not {partitions}"
+        raise ValueError(msg)
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -12,9 +12,10 @@ import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,127 @@ class ScriptServer(ABC):
 
     def is_running(self) -> bool:
         return self.pid is not None
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+NodeT = TypeVar("NodeT", bound=ScriptServer)
+
+
+class ScriptCluster(ABC, Generic[NodeT]):
+    """Several servers of one script as one cluster: `<script>.sh cluster ...` on data_dir.
+
+    Each node lives in data_dir/node-N (N from 1) and is a ScriptServer of its own, so a
+    fault test kills one node, starts it again and waits for it, while the others run.
+    start() starts every node that does not run; wait_ready() waits until the cluster as a
+    whole serves (the scripts say what that means); stop() stops them all. As a context
+    manager it starts, waits and, on exit, stops.
+    """
+
+    script_name: str
+
+    def __init__(self, *, data_dir: Path, nodes: Sequence[NodeT]) -> None:
+        self.data_dir = data_dir.resolve()
+        self.nodes: tuple[NodeT, ...] = tuple(nodes)
+
+    @property
+    def script(self) -> Path:
+        return infra_dir() / self.script_name / f"{self.script_name}.sh"
+
+    @abstractmethod
+    def _start_args(self) -> list[str]: ...
+
+    def _cluster(
+        self,
+        command: str,
+        *args: str,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        return run_script(
+            self.script,
+            "cluster",
+            command,
+            "--data-dir",
+            str(self.data_dir),
+            *args,
+            timeout_s=timeout_s,
+            cancel=cancel,
+        )
+
+    def node(self, number: int) -> NodeT:
+        """Node `number`, counted from 1 as its directory (node-1, node-2, ...)."""
+        if not 1 <= number <= len(self.nodes):
+            msg = f"no node {number}: nodes are 1 to {len(self.nodes)}"
+            raise ValueError(msg)
+        return self.nodes[number - 1]
+
+    def start(self) -> None:
+        """Start every node that does not run (all of them, the first time)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._cluster("start", *self._start_args())
+
+    def wait_ready(self, timeout_s: float = 120.0, cancel: threading.Event | None = None) -> None:
+        self._cluster(
+            "wait",
+            "--timeout",
+            str(max(1, round(timeout_s))),
+            timeout_s=timeout_s + 10,
+            cancel=cancel,
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Every node: SIGTERM, then SIGKILL after timeout_s; no-op for nodes not running."""
+        self._cluster("stop", "--timeout", str(round(timeout_s)))
+
+    def kill(self) -> None:
+        """SIGKILL to every node, as a power cut would."""
+        self._cluster("kill")
+
+    def kill_node(self, number: int) -> None:
+        """SIGKILL to one node, as a crash would."""
+        self.node(number).kill()
+
+    def stop_node(self, number: int, timeout_s: float = 30.0) -> None:
+        self.node(number).stop(timeout_s)
+
+    def start_node(self, number: int, timeout_s: float = 120.0) -> None:
+        """Start one node again (its ports and data as before) and wait until it serves."""
+        node = self.node(number)
+        node.start()
+        node.wait_ready(timeout_s)
+
+    def restart_node(self, number: int, timeout_s: float = 120.0) -> None:
+        self.stop_node(number)
+        self.start_node(number, timeout_s)
+
+    def heal(self, timeout_s: float = 120.0) -> None:
+        """Start whatever node is down and wait until the whole cluster serves again."""
+        self.start()
+        self.wait_ready(timeout_s)
+
+    def pids(self) -> dict[int, int | None]:
+        """Each node's pid (None when it does not run), by node number."""
+        return {number: node.pid for number, node in enumerate(self.nodes, start=1)}
+
+    def running(self) -> list[int]:
+        """The numbers of the nodes that run."""
+        return [number for number, pid in self.pids().items() if pid is not None]
 
     def __enter__(self) -> Self:
         self.start()

@@ -35,11 +35,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
 
+from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
+from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
+from .kafka_cluster import KafkaCluster
 from .kafka_server import KafkaServer
 from .ports import port_is_free
+from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
-from .topics import chancery_topics, ensure_topics_blocking
+from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class StackPlan:
     redis_url: str
     topic: str
     dead_letter_topic: str
+    topics: tuple[TopicSpec, ...]
     services: tuple[ServiceSpec, ...]
     state_dir: Path
 
@@ -140,6 +145,7 @@ def plan_stack(
         redis_url=common.redis_url,
         topic=common.topic,
         dead_letter_topic=common.dead_letter_topic,
+        topics=tuple(topics_from_settings(common)),
         services=(
             ServiceSpec(
                 "ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"
@@ -312,9 +318,7 @@ def run_stack(
                 server.start()
             for server in (kafka, redis):
                 server.wait_ready(stack.ready_timeout_s, cancel=stop)
-            ensure_topics_blocking(
-                plan.kafka_bootstrap, chancery_topics(plan.topic, plan.dead_letter_topic)
-            )
+            ensure_topics_blocking(plan.kafka_bootstrap, plan.topics)
             say(f"Kafka and Redis ready, topics {plan.topic} and {plan.dead_letter_topic} exist")
             for spec in plan.services:
                 if stop.is_set():
@@ -410,4 +414,9 @@ def stop_stack(state_dir: Path = Path(".chancery"), out: TextIO | None = None) -
         pid_file.unlink(missing_ok=True)
     RedisServer(data_dir=state_dir / "redis").stop()
     KafkaServer(data_dir=state_dir / "kafka").stop()
+    # The clusters of start_cluster_servers, when a run used them.
+    if (state_dir / REDIS_CLUSTER_DIR).is_dir():
+        RedisCluster(data_dir=state_dir / REDIS_CLUSTER_DIR).stop()
+    if (state_dir / KAFKA_CLUSTER_DIR).is_dir():
+        KafkaCluster(data_dir=state_dir / KAFKA_CLUSTER_DIR).stop()
     say("Stopped.")

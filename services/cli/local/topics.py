@@ -1,10 +1,19 @@
 """Create the topics Chancery needs, and check the ones that already exist.
 
-Topics are created explicitly (the local broker has auto.create.topics.enable=false), with
-aiokafka's admin client. ensure_topics is idempotent: a topic that exists with the wanted
-partitions and configs is left alone; one that differs is an error, never silently used.
+Topics are created explicitly (the local brokers have auto.create.topics.enable=false), with
+aiokafka's admin client. ensure_topics is idempotent: a topic that exists and meets its spec
+is left alone; one that does not is an error at start, never silently used:
 
-`python -m services.cli.local.topics` does it from the settings (docker-compose uses it).
+- partitions: a new topic gets the spec's count. An existing topic keeps whatever count it
+  has, unless the count was configured (`require_partitions`, CHANCERY_PARTITIONS) and
+  differs: a key's partition is a function of the count, so changing it moves keys.
+- durability: a new topic gets the spec's replication factor and min.insync.replicas; an
+  existing topic with fewer replicas, or a lower min.insync.replicas, is refused (writes
+  acknowledged by fewer copies than required could be lost).
+- configs (retention): exactly as asked.
+
+`check_topics` runs the same checks without creating anything (for a service at start).
+`python -m services.cli.local.topics` creates them from the settings (docker-compose uses it).
 """
 
 from __future__ import annotations
@@ -12,47 +21,161 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from chancery.contract.routing import DEAD_LETTER_TOPIC, DEFAULT_PARTITIONS, EVENTS_TOPIC
 
+if TYPE_CHECKING:
+    from chancery.settings import CommonSettings
+
 log = logging.getLogger(__name__)
 
-# Names and the partition count are the contract's (chancery/contract/routing.py); how the
-# topics are kept is decided here. Dead letters are rare and need no parallelism.
-EVENTS_PARTITIONS = DEFAULT_PARTITIONS
+# Names and the default partition count are the contract's (chancery/contract/routing.py);
+# how the topics are kept is decided here. Dead letters are rare and need no parallelism.
 DEAD_LETTER_PARTITIONS = 1
 # The log is the source of truth: kept forever.
 KEEP_FOREVER: Mapping[str, str] = {"retention.ms": "-1"}
+MIN_INSYNC_REPLICAS = "min.insync.replicas"
+# Errors of one request to one broker (a node just killed, say): another try, maybe through
+# another node, may succeed.
+TRANSIENT = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, KafkaTimeoutError)
+
+T = TypeVar("T")
 
 
 class TopicMismatchError(RuntimeError):
-    """A topic exists with other partitions or configs than asked for."""
+    """A topic exists with other partitions, fewer replicas or other configs than asked for."""
 
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic as Chancery wants it.
+
+    `partitions` is the count a new topic gets; with `require_partitions` an existing topic
+    must have exactly that many, otherwise it keeps its own. An existing topic must have at
+    least `replication_factor` replicas and `min_insync_replicas`, and exactly `configs`.
+    """
+
     name: str
     partitions: int
     configs: Mapping[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    require_partitions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1 or self.replication_factor < 1 or self.min_insync_replicas < 1:
+            msg = f"topic {self.name}: partitions, replicas and min in-sync replicas must be >= 1"
+            raise ValueError(msg)
+        if self.min_insync_replicas > self.replication_factor:
+            msg = (
+                f"topic {self.name}: min.insync.replicas={self.min_insync_replicas} is more "
+                f"than the replication factor {self.replication_factor}: no write could succeed"
+            )
+            raise ValueError(msg)
+        if MIN_INSYNC_REPLICAS in self.configs:
+            msg = f"topic {self.name}: set min_insync_replicas, not configs[{MIN_INSYNC_REPLICAS}]"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """What the brokers say of an existing topic."""
+
+    name: str
+    partitions: int
+    replication_factor: int  # the fewest replicas of any partition
+    configs: Mapping[str, str]
+
+
+def topic_problems(spec: TopicSpec, state: TopicState) -> list[str]:
+    """Why `state` does not meet `spec` (nothing when it does): the rules of the module doc."""
+    problems: list[str] = []
+    if spec.require_partitions and state.partitions != spec.partitions:
+        problems.append(
+            f"topic {spec.name} has {state.partitions} partitions, but {spec.partitions} are "
+            f"configured (CHANCERY_PARTITIONS): a key's partition depends on the count, so it "
+            f"cannot change under an existing log; unset the setting to use the topic's "
+            f"{state.partitions}, or use a new topic"
+        )
+    if state.replication_factor < spec.replication_factor:
+        problems.append(
+            f"topic {spec.name} has {state.replication_factor} replica(s) per partition, fewer "
+            f"than the {spec.replication_factor} required (CHANCERY_REPLICATION_FACTOR)"
+        )
+    raw = state.configs.get(MIN_INSYNC_REPLICAS)
+    min_isr = int(raw) if raw is not None and raw.strip().isdigit() else None
+    if min_isr is None or min_isr < spec.min_insync_replicas:
+        problems.append(
+            f"topic {spec.name} has {MIN_INSYNC_REPLICAS}={raw}, fewer in-sync replicas than "
+            f"the {spec.min_insync_replicas} required (CHANCERY_MIN_INSYNC_REPLICAS): a write "
+            f"could be acknowledged by fewer copies"
+        )
+    for key, value in spec.configs.items():
+        actual = state.configs.get(key)
+        if actual != value:
+            problems.append(f"topic {spec.name} has {key}={actual}, not {value}")
+    return problems
 
 
 def chancery_topics(
     topic: str = EVENTS_TOPIC,
     dead_letter_topic: str = DEAD_LETTER_TOPIC,
-    partitions: int = EVENTS_PARTITIONS,
+    partitions: int | None = None,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[TopicSpec]:
-    """The event log and its dead-letter topic, both kept forever."""
+    """The event log and its dead-letter topic, both kept forever, equally durable.
+
+    `partitions=None`: a new log gets DEFAULT_PARTITIONS and an existing one keeps its count.
+    The dead-letter topic is created with one partition and accepted with any.
+    """
+    durability = {
+        "replication_factor": replication_factor,
+        "min_insync_replicas": min_insync_replicas,
+    }
     return [
-        TopicSpec(topic, partitions, KEEP_FOREVER),
-        TopicSpec(dead_letter_topic, DEAD_LETTER_PARTITIONS, KEEP_FOREVER),
+        TopicSpec(
+            topic,
+            DEFAULT_PARTITIONS if partitions is None else partitions,
+            KEEP_FOREVER,
+            require_partitions=partitions is not None,
+            **durability,
+        ),
+        TopicSpec(
+            dead_letter_topic,
+            DEAD_LETTER_PARTITIONS,
+            KEEP_FOREVER,
+            require_partitions=False,
+            **durability,
+        ),
     ]
+
+
+def topics_from_settings(settings: CommonSettings) -> list[TopicSpec]:
+    """chancery_topics as the CHANCERY_* settings ask (topic names, count, durability)."""
+    return chancery_topics(
+        settings.topic,
+        settings.dead_letter_topic,
+        settings.partitions,
+        replication_factor=settings.replication_factor,
+        min_insync_replicas=settings.min_insync_replicas,
+    )
 
 
 async def _started_admin(bootstrap_servers: str, timeout_s: float) -> AIOKafkaAdminClient:
@@ -75,19 +198,42 @@ async def _started_admin(bootstrap_servers: str, timeout_s: float) -> AIOKafkaAd
             return admin
 
 
-async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
-    """Partition count of each of `names` that exists (with a leader for every partition)."""
-    found: dict[str, int] = {}
+async def _retrying(
+    call: Callable[[], Awaitable[T]],
+    deadline: float,
+    transient: tuple[type[Exception], ...] = TRANSIENT,
+) -> T:
+    """`call()`, tried again while it fails for a reason of one broker (it asks any broker:
+    on a cluster with a node down, the next try may ask another)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await call()
+        except transient:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, TopicState]:
+    """Each of `names` that exists with a leader for every partition (configs left empty)."""
+    found: dict[str, TopicState] = {}
     for topic in await admin.describe_topics(list(names)):
         if topic["error_code"] != 0:
             continue
         partitions: list[dict[str, Any]] = topic["partitions"]
-        if all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions):
-            found[topic["topic"]] = len(partitions)
+        if partitions and all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions):
+            found[topic["topic"]] = TopicState(
+                name=topic["topic"],
+                partitions=len(partitions),
+                replication_factor=min(len(p["replicas"]) for p in partitions),
+                configs={},
+            )
     return found
 
 
 async def _configs(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each topic's effective configs (its own, else the broker's defaults)."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     configs: dict[str, dict[str, str]] = {}
     for response in await admin.describe_configs(resources):
@@ -100,27 +246,74 @@ async def _configs(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str
     return configs
 
 
+def _new_topic(spec: TopicSpec) -> NewTopic:
+    configs = {**spec.configs, MIN_INSYNC_REPLICAS: str(spec.min_insync_replicas)}
+    return NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
+
+
+async def _states(
+    admin: AIOKafkaAdminClient, names: Sequence[str], deadline: float
+) -> dict[str, TopicState]:
+    described = await _retrying(lambda: _describe(admin, names), deadline)
+    if not described:
+        return described
+    # A topic just created may not have reached the broker asked for its configs yet.
+    configs = await _retrying(
+        lambda: _configs(admin, list(described)),
+        deadline,
+        (*TRANSIENT, UnknownTopicOrPartitionError),
+    )
+    return {
+        name: TopicState(state.name, state.partitions, state.replication_factor, configs[name])
+        for name, state in described.items()
+    }
+
+
+def _check(topics: Sequence[TopicSpec], states: Mapping[str, TopicState]) -> None:
+    problems = [p for spec in topics for p in topic_problems(spec, states[spec.name])]
+    if problems:
+        raise TopicMismatchError("; ".join(problems))
+
+
+async def check_topics(
+    bootstrap_servers: str, topics: Sequence[TopicSpec], *, timeout_s: float = 30.0
+) -> None:
+    """Check that every topic exists (a leader for each partition) and meets its spec.
+
+    Creates nothing. Raises TopicMismatchError naming what differs, or what is missing.
+    """
+    admin = await _started_admin(bootstrap_servers, timeout_s)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        states = await _states(admin, [spec.name for spec in topics], deadline)
+        missing = [spec.name for spec in topics if spec.name not in states]
+        if missing:
+            msg = f"topics missing (or without a leader) on {bootstrap_servers}: {missing}"
+            raise TopicMismatchError(msg)
+        _check(topics, states)
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(
     bootstrap_servers: str, topics: Sequence[TopicSpec], *, timeout_s: float = 30.0
 ) -> list[str]:
     """Create the missing topics and check all of them; return the names created.
 
     Waits until every partition has a leader, so a producer can use the topics at once.
-    Raises TopicMismatchError when a topic exists with other partitions or configs.
+    Raises TopicMismatchError when a topic exists but does not meet its spec.
     """
     admin = await _started_admin(bootstrap_servers, timeout_s)
     try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         names = [spec.name for spec in topics]
-        existing = await _describe(admin, names)
+        existing = await _retrying(lambda: _describe(admin, names), deadline)
         missing = [spec for spec in topics if spec.name not in existing]
         created: list[str] = []
         if missing:
             response = await admin.create_topics(
-                [
-                    NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.configs))
-                    for spec in missing
-                ],
-                timeout_ms=int(timeout_s * 1000),
+                [_new_topic(spec) for spec in missing], timeout_ms=int(timeout_s * 1000)
             )
             for name, error_code, *rest in response.topic_errors:
                 if error_code == 0:
@@ -128,25 +321,12 @@ async def ensure_topics(
                 elif error_code != TopicAlreadyExistsError.errno:  # lost a race: fine
                     raise for_code(error_code)(f"creating topic {name}: {rest}")
         # Creation is asynchronous in KRaft: wait for every partition to have a leader.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while len(existing := await _describe(admin, names)) < len(names):
+        while len(states := await _states(admin, names, deadline)) < len(names):
             if loop.time() > deadline:
-                msg = f"topics without leaders after {timeout_s}s: {set(names) - set(existing)}"
+                msg = f"topics without leaders after {timeout_s}s: {set(names) - set(states)}"
                 raise TimeoutError(msg)
             await asyncio.sleep(0.1)
-        configs = await _configs(admin, names)
-        for spec in topics:
-            if existing[spec.name] != spec.partitions:
-                msg = (
-                    f"topic {spec.name} has {existing[spec.name]} partitions, not {spec.partitions}"
-                )
-                raise TopicMismatchError(msg)
-            for key, value in spec.configs.items():
-                actual = configs.get(spec.name, {}).get(key)
-                if actual != value:
-                    msg = f"topic {spec.name} has {key}={actual}, not {value}"
-                    raise TopicMismatchError(msg)
+        _check(topics, states)
         if created:
             log.info("created topics %s on %s", ", ".join(created), bootstrap_servers)
         return created
@@ -182,15 +362,13 @@ def ensure_topics_blocking(
 
 
 def main() -> None:
-    """Create the event log and dead-letter topics named by the CHANCERY_* settings."""
+    """Create the event log and dead-letter topics as the CHANCERY_* settings ask."""
     from chancery.settings import CommonSettings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = CommonSettings()
     ensure_topics_blocking(
-        settings.kafka_bootstrap_servers,
-        chancery_topics(settings.topic, settings.dead_letter_topic),
-        timeout_s=120.0,
+        settings.kafka_bootstrap_servers, topics_from_settings(settings), timeout_s=120.0
     )
 
 
