@@ -25,7 +25,7 @@ from services.platform.web import (
     problem_response,
 )
 
-from .answers import AnswerCache
+from .body_cache import BodyCache
 from .context import ApiContext
 from .cors import Cors
 from .errors import to_problem
@@ -35,7 +35,7 @@ from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
 from .routes import events, operations, people, relations, stream, timelines
-from .stream import StreamSlots
+from .stream_slots import StreamSlots
 
 RETRY_AFTER_S = 5
 STREAM_CONNECTIONS = 1000
@@ -115,7 +115,7 @@ def create_app(
                 metrics=metrics,
                 streams=StreamSlots(settings.max_streams_per_client),
                 clock=clock,
-                answers=AnswerCache(),
+                bodies=BodyCache(),
                 principals=VerifiedPrincipals(chosen_authenticator),
             )
             is_country("USA")  # load the country table before the heap is frozen

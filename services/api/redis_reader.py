@@ -58,7 +58,7 @@ from .reader import (
     PartitionProgress,
     PersonRecord,
     PositionTimeoutError,
-    Reading,
+    ReadResult,
     Snapshot,
     StoredEvent,
     StreamBatch,
@@ -126,7 +126,7 @@ class RedisReadModelReader:
         self._last: tuple[Hashable, Snapshot] | None = None
         self._readings: dict[
             tuple[tuple[str, ...], str],
-            tuple[tuple[Any, ...], Reading[Mapping[Pair, PairLedger]]],
+            tuple[tuple[Any, ...], ReadResult[Mapping[Pair, PairLedger]]],
         ] = {}
 
     @property
@@ -313,7 +313,7 @@ class RedisReadModelReader:
 
     async def pair_ledgers(
         self, pairs: Sequence[Pair], reference: date
-    ) -> Reading[Mapping[Pair, PairLedger]]:
+    ) -> ReadResult[Mapping[Pair, PairLedger]]:
         if self._share_sha is None:
             await self._load_scripts()
         try:
@@ -324,11 +324,11 @@ class RedisReadModelReader:
 
     async def _pair_ledgers(
         self, pairs: Sequence[Pair], reference: date
-    ) -> Reading[Mapping[Pair, PairLedger]]:
+    ) -> ReadResult[Mapping[Pair, PairLedger]]:
         """Each pair's share of each partition, merged. One round trip when the shares are
         held decoded and still current (see ledger_cache.py), two when some moved."""
         if not pairs:
-            return Reading(Ledgers({}), await self.snapshot())
+            return ReadResult(Ledgers({}), await self.snapshot())
         bound = _bound(reference)
         share_sha, check_sha = self._share_sha, self._check_sha
         assert share_sha is not None
@@ -450,7 +450,7 @@ class RedisReadModelReader:
                     applied[p] = offset
                 high[p] = max(high[p], number(position[1]) or 0)
             ledgers = Ledgers({pair: shares[n] for n, pair in enumerate(pairs)})
-            reading: Reading[Mapping[Pair, PairLedger]] = Reading(
+            reading: ReadResult[Mapping[Pair, PairLedger]] = ReadResult(
                 ledgers, self._snapshot(version, applied, high)
             )
             if len(pairs) == 1:
@@ -460,7 +460,7 @@ class RedisReadModelReader:
             return reading
         raise NotReadyError(None, "missing")
 
-    async def pair_history(self, pair: Pair, known_at: datetime) -> Reading[list[Event]]:
+    async def pair_history(self, pair: Pair, known_at: datetime) -> ReadResult[list[Event]]:
         def fill(pipe: Pipeline, layout: _Layout) -> Callable[[list[Any]], list[list[bytes]]]:
             for space in layout.spaces:
                 pipe.zrange(space.pair_timeline(pair.key), 0, -1)
@@ -472,9 +472,9 @@ class RedisReadModelReader:
             for per_partition in members
         ]
         events = await self._with_retracted(layout, keys, known_at, lambda e: pair in pairs_of(e))
-        return Reading(events, snapshot)
+        return ReadResult(events, snapshot)
 
-    async def partners(self, country: str) -> Reading[dict[str, int]]:
+    async def partners(self, country: str) -> ReadResult[dict[str, int]]:
         def fill(pipe: Pipeline, layout: _Layout) -> Callable[[list[Any]], dict[str, int]]:
             for space in layout.spaces:
                 pipe.hgetall(space.partners(country))
@@ -490,11 +490,11 @@ class RedisReadModelReader:
             return parse
 
         value, snapshot, _ = await self._read(fill)
-        return Reading(value, snapshot)
+        return ReadResult(value, snapshot)
 
     # --- timelines ---------------------------------------------------------------------------
 
-    async def timeline(self, query: TimelineQuery) -> Reading[Page[TimelineEntry]]:
+    async def timeline(self, query: TimelineQuery) -> ReadResult[Page[TimelineEntry]]:
         def key_of(space: PartitionSpace) -> str:
             if query.kind == "pair":
                 return space.pair_timeline(query.key)
@@ -522,7 +522,7 @@ class RedisReadModelReader:
             for (p, member), (_, key) in zip(found, keyed, strict=True)
             if key in stored
         ]
-        return Reading(Page(items, more), snapshot)
+        return ReadResult(Page(items, more), snapshot)
 
     async def _merged_page(
         self,
@@ -690,11 +690,11 @@ class RedisReadModelReader:
             if raw is not None
         }
 
-    async def trips(self, person_id: str) -> Reading[list[Trip]]:
+    async def trips(self, person_id: str) -> ReadResult[list[Trip]]:
         index, snapshot = await self._trip_index(person_id)
         layout = self._layout_for(snapshot)
         states = await self._trip_states(layout, [(p, tk) for p, tk, _ in index])
-        return Reading([states[(p, tk)] for p, tk, _ in index if (p, tk) in states], snapshot)
+        return ReadResult([states[(p, tk)] for p, tk, _ in index if (p, tk) in states], snapshot)
 
     def _layout_for(self, snapshot: Snapshot) -> _Layout:
         layout = self._layout
@@ -703,7 +703,9 @@ class RedisReadModelReader:
             return _Layout(snapshot.version, None, spaces)
         return layout
 
-    async def trip_history(self, person_id: str, known_at: datetime | None) -> Reading[list[Event]]:
+    async def trip_history(
+        self, person_id: str, known_at: datetime | None
+    ) -> ReadResult[list[Event]]:
         index, snapshot = await self._trip_index(person_id)
         layout = self._layout_for(snapshot)
         keys: list[list[str]] = [[] for _ in layout.spaces]
@@ -720,9 +722,9 @@ class RedisReadModelReader:
             return data is not None and data.traveller.id == person_id
 
         events = await self._with_retracted(layout, keys, known_at, concerns)
-        return Reading(events, snapshot)
+        return ReadResult(events, snapshot)
 
-    async def visits(self, query: VisitQuery) -> Reading[Page[VisitEntry]]:
+    async def visits(self, query: VisitQuery) -> ReadResult[Page[VisitEntry]]:
         direction = query.direction
 
         def accept(member: str) -> bool:
@@ -753,9 +755,9 @@ class RedisReadModelReader:
             )
             for (p, v), (_, member) in zip(items, found, strict=True)
         ]
-        return Reading(Page(entries, more), snapshot)
+        return ReadResult(Page(entries, more), snapshot)
 
-    async def person(self, person_id: str) -> Reading[PersonRecord]:
+    async def person(self, person_id: str) -> ReadResult[PersonRecord]:
         def fill(pipe: Pipeline, layout: _Layout) -> Callable[[list[Any]], list[Any]]:
             for space in layout.spaces:
                 pipe.hgetall(space.person(person_id))
@@ -765,14 +767,14 @@ class RedisReadModelReader:
         # The person hash holds each appointment as the log's event JSON.
         appointments = [decode_event(raw) for reply in replies for raw in reply.values()]
         trips = await self.trips(person_id)
-        return Reading(
+        return ReadResult(
             PersonRecord(appointments=appointments, trips=trips.value),
             snapshot.later(trips.snapshot),
         )
 
     # --- events ----------------------------------------------------------------------------
 
-    async def events_by_id(self, event_id: str) -> Reading[list[StoredEvent]]:
+    async def events_by_id(self, event_id: str) -> ReadResult[list[StoredEvent]]:
         id_field = keyspace.event_id_field(event_id)
 
         def fill(pipe: Pipeline, layout: _Layout) -> Callable[[list[Any]], list[Any]]:
@@ -790,7 +792,7 @@ class RedisReadModelReader:
         stored = await self._load_events(layout, keyed)
         found = [stored[key] for _, key in keyed if key in stored]
         found.sort(key=lambda s: (s.event.source, s.partition, s.offset))
-        return Reading(found, snapshot)
+        return ReadResult(found, snapshot)
 
     # --- the stream of applied events ------------------------------------------------------
 
