@@ -170,7 +170,12 @@ def _after(value: float | str, partner: str, cursor: tuple[float | str, str], de
     cv, cp = cursor
     if value == cv:
         return partner > cp
-    return value < cv if desc else value > cv  # type: ignore[operator]
+    if isinstance(value, str) and isinstance(cv, str):
+        return value < cv if desc else value > cv
+    if not isinstance(value, str) and not isinstance(cv, str):
+        return value < cv if desc else value > cv
+    # a text where the sort has numbers, or the reverse: not a cursor of this sort
+    raise invalid("cursor", "the cursor belongs to another sort order", "cursor")
 
 
 async def relations_of(

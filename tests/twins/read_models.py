@@ -252,7 +252,7 @@ class InMemoryReadModelReader:
             lex_bounds(query.start, query.end, query.after, query.descending),
             query.descending,
             query.limit,
-            lambda m: types is None or m.rsplit(" ", 1)[1] in types,
+            lambda m: types is None or keyspace.timeline_member_type(m) in types,
         )
         items = [TimelineEntry(m, _stored(members[m])) for m in chosen.items]
         return ReadResult(Page(items, chosen.more), snapshot)
@@ -291,7 +291,7 @@ class InMemoryReadModelReader:
             lex_bounds(query.start, query.end, query.after, descending=False),
             False,
             query.limit,
-            lambda m: direction is None or m.endswith(" " + direction),
+            lambda m: direction is None or keyspace.visit_member_direction(m) == direction,
         )
         entries = []
         for member in chosen.items:

@@ -22,7 +22,7 @@ keeps only what a read needs:
 It relies on these parts of redis-py's asyncio connection API: `ConnectionPool.
 get_connection()` with no argument, `AbstractConnection.pack_commands`,
 `send_packed_command(..., check_health=False)`, `read_response()` and `disconnect()`
-(tests/unit/api/test_held_connections.py and tests/e2e/test_held_connections.py hold it
+(tests/unit/api/test_held_connections.py and tests/integration/test_api_round_trips.py hold it
 to them).
 """
 

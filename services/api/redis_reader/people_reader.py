@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from chancery import keyspace
 from chancery.contract import Event, decode_event
@@ -24,6 +25,14 @@ from .round_trips import Commands, RoundTrips, field_map
 from .served_version import Layout, ServedVersion
 
 
+class _Trip(NamedTuple):
+    """A trip in a person's index: where it is kept, and when it was first heard of."""
+
+    partition: int
+    key: str  # the trip key
+    first: str  # the order string of its first event
+
+
 class PeopleReader:
     def __init__(self, round_trips: RoundTrips, served: ServedVersion, events: EventReader) -> None:
         self._round_trips = round_trips
@@ -33,8 +42,11 @@ class PeopleReader:
     async def trips(self, person_id: str) -> ReadResult[list[Trip]]:
         index, snapshot = await self._trip_index(person_id)
         layout = self._served.layout_for(snapshot)
-        states = await self._trip_states(layout, [(p, tk) for p, tk, _ in index])
-        return ReadResult([states[(p, tk)] for p, tk, _ in index if (p, tk) in states], snapshot)
+        states = await self._trip_states(layout, [(t.partition, t.key) for t in index])
+        return ReadResult(
+            [states[(t.partition, t.key)] for t in index if (t.partition, t.key) in states],
+            snapshot,
+        )
 
     async def trip_history(
         self, person_id: str, known_at: datetime | None
@@ -44,10 +56,10 @@ class PeopleReader:
         keys: list[list[str]] = [[] for _ in layout.spaces]
         if index:
             replies = await self._round_trips.send(
-                tuple(("HKEYS", layout.spaces[p].trip_events(tk)) for p, tk, _ in index)
+                tuple(("HKEYS", layout.spaces[t.partition].trip_events(t.key)) for t in index)
             )
-            for (p, _, _), names in zip(index, replies, strict=True):
-                keys[p].extend(n.decode() for n in names)
+            for trip, names in zip(index, replies, strict=True):
+                keys[trip.partition].extend(n.decode() for n in names)
 
         def concerns(event: Event) -> bool:
             data = trip_payload(event)
@@ -103,20 +115,19 @@ class PeopleReader:
             snapshot.later(trips.snapshot),
         )
 
-    async def _trip_index(self, person_id: str) -> tuple[list[tuple[int, str, str]], Snapshot]:
-        """(partition, trip key, first order string) of each of the person's trips, in the
-        order they were first heard of."""
+    async def _trip_index(self, person_id: str) -> tuple[list[_Trip], Snapshot]:
+        """The person's trips, in the order they were first heard of."""
 
         def commands(layout: Layout) -> Commands:
             return tuple(("HGETALL", space.person_trips(person_id)) for space in layout.spaces)
 
         replies, snapshot, _ = await self._served.read(commands)
         index = [
-            (p, tk.decode(), first.decode())
+            _Trip(p, key.decode(), first.decode())
             for p, reply in enumerate(replies)
-            for tk, first in field_map(reply).items()
+            for key, first in field_map(reply).items()
         ]
-        index.sort(key=lambda item: (item[2], item[1]))
+        index.sort(key=lambda trip: (trip.first, trip.key))
         return index, snapshot
 
     async def _trip_states(
