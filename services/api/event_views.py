@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .reader import ReadModelReader, ReadResult, StoredEvent
+from .reader import EventReads, ReadResult, StoredEvent
 from .timeline_views import LoggedEvent
 
 
@@ -21,7 +21,7 @@ class EventsBody(BaseModel):
 
 
 async def events_by_id(
-    reader: ReadModelReader, event_id: str, source: str | None
+    reader: EventReads, event_id: str, source: str | None
 ) -> ReadResult[list[StoredEvent]]:
     reading = await reader.events_by_id(event_id)
     found = [s for s in reading.value if source is None or s.event.source == source]

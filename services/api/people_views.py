@@ -18,7 +18,7 @@ from chancery.domain import Itinerary, LegStatus, Trip, TripStatus, fold_itinera
 
 from . import cursors
 from .params import invalid
-from .reader import Direction, Page, ReadModelReader, ReadResult, VisitEntry, VisitQuery
+from .reader import Direction, Page, PeopleReads, ReadResult, VisitEntry, VisitQuery
 
 
 class ItineraryBody(BaseModel):
@@ -103,7 +103,7 @@ def _latest_traveller(trips: list[Trip]) -> Person | None:
 
 
 async def itinerary(
-    reader: ReadModelReader,
+    reader: PeopleReads,
     person_id: str,
     *,
     as_of: date | None = None,
@@ -158,7 +158,7 @@ def _visit_body(entry: VisitEntry) -> VisitBody | None:
 
 
 async def visits(
-    reader: ReadModelReader,
+    reader: PeopleReads,
     country: str,
     *,
     start: date | None,
@@ -218,7 +218,7 @@ def _appointment(event: EnvoyAppointed) -> AppointmentBody:
     )
 
 
-async def person(reader: ReadModelReader, person_id: str) -> ReadResult[PersonBody | None]:
+async def person(reader: PeopleReads, person_id: str) -> ReadResult[PersonBody | None]:
     reading = await reader.person(person_id)
     record = reading.value
     appointments = sorted(

@@ -33,7 +33,7 @@ from chancery.domain.relations import Pair
 from . import cursors
 from .body_cache import BodyCache
 from .params import invalid
-from .reader import Page, ReadModelReader, ReadResult
+from .reader import Page, ReadResult, RelationReads
 from .representation import payload_of
 
 RelationSort = Literal["score", "last_contact", "event_count"]
@@ -115,7 +115,7 @@ def item_of(state: RelationState, *, known_at: datetime | None = None) -> Relati
 
 
 async def relation(
-    reader: ReadModelReader,
+    reader: RelationReads,
     pair: Pair,
     *,
     today: date,
@@ -132,7 +132,7 @@ async def relation(
 
 
 async def relation_payload(
-    reader: ReadModelReader,
+    reader: RelationReads,
     bodies: BodyCache,
     pair: Pair,
     *,
@@ -179,7 +179,7 @@ def _after(value: float | str, partner: str, cursor: tuple[float | str, str], de
 
 
 async def relations_of(
-    reader: ReadModelReader,
+    reader: RelationReads,
     country: str,
     *,
     today: date,

@@ -203,11 +203,11 @@ class RelationReader:
             n, p = divmod(i, count)
             members: Contacts
             if ask is Ask.SHARE:
-                read = ShareReply(*reply)
+                read = ShareReply.of(reply)
                 cached = self._shares.put(
-                    (version, created, p, plan.names[n]), number(read.applied), read.share()
+                    (version, created, p, plan.names[n]), number(read.around.applied), read.share()
                 )
-                members = read.contacts
+                members = read.around.contacts
                 cached.keep_contacts(bound, members)
             else:
                 kept = plan.held[i]
@@ -264,7 +264,7 @@ def _position(ask: Ask, reply: Any) -> Sequence[bytes | None]:
         return position
     if ask is Ask.CONTACTS:
         return ContactsReply(*reply).position
-    return ShareReply(*reply).position
+    return ShareReply.of(reply).around.position
 
 
 def _positions(replies: list[Any]) -> list[bytes | None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from chancery import keyspace
 from chancery.domain import PairLedger
@@ -76,13 +76,10 @@ class RelationKeys(NamedTuple):
     progress: str
 
 
-class ShareReply(NamedTuple):
-    """SHARE_SCRIPT's reply."""
+class ContactsReply(NamedTuple):
+    """CHECK_SCRIPT's reply, and the end of SHARE_SCRIPT's: the day's two contacts and the
+    partition's position."""
 
-    days: list[bytes]
-    status: list[bytes]
-    partnership: list[bytes]
-    plans: list[bytes]
     last_contact: list[bytes]
     next_contact: list[bytes]
     applied: bytes
@@ -96,6 +93,22 @@ class ShareReply(NamedTuple):
     def position(self) -> tuple[bytes, bytes]:
         """The partition's applied offset and high watermark ('' where it has none)."""
         return self.applied, self.high_watermark
+
+
+class ShareReply(NamedTuple):
+    """SHARE_SCRIPT's reply: the share's four ledger hashes (flat field-value lists), then
+    what CHECK_SCRIPT replies."""
+
+    days: list[bytes]
+    status: list[bytes]
+    partnership: list[bytes]
+    plans: list[bytes]
+    around: ContactsReply
+
+    @classmethod
+    def of(cls, reply: list[Any]) -> ShareReply:
+        days, status, partnership, plans, *around = reply
+        return cls(days, status, partnership, plans, ContactsReply(*around))
 
     def share(self) -> PairLedger:
         """The share without its contacts, decoded by the keyspace codecs."""
@@ -107,24 +120,6 @@ class ShareReply(NamedTuple):
             partnerships=keyspace.decode_partnerships(field_map(self.partnership)),
             plans=keyspace.decode_plans(field_map(self.plans)),
         )
-
-
-class ContactsReply(NamedTuple):
-    """CHECK_SCRIPT's reply."""
-
-    last_contact: list[bytes]
-    next_contact: list[bytes]
-    applied: bytes
-    high_watermark: bytes
-
-    @property
-    def contacts(self) -> Contacts:
-        return (*self.last_contact, *self.next_contact)
-
-    @property
-    def position(self) -> tuple[bytes, bytes]:
-        """The partition's applied offset and high watermark ('' where it has none)."""
-        return self.applied, self.high_watermark
 
 
 @functools.lru_cache(maxsize=4096)
