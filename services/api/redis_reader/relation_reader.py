@@ -202,23 +202,24 @@ class RelationReader:
         for i, (ask, reply) in enumerate(zip(plan.asks, replies, strict=True)):
             n, p = divmod(i, count)
             members: Contacts
+            position: Sequence[bytes | None]
             if ask is Ask.SHARE:
                 read = ShareReply.of(reply)
                 cached = self._shares.put(
                     (version, created, p, plan.names[n]), number(read.around.applied), read.share()
                 )
-                members = read.around.contacts
+                members, position = read.around.contacts, read.around.position
                 cached.keep_contacts(bound, members)
             else:
                 kept = plan.held[i]
                 assert kept is not None
                 cached = kept
                 if ask is Ask.CONTACTS:
-                    members = ContactsReply(*reply).contacts
+                    around = ContactsReply(*reply)
+                    members, position = around.contacts, around.position
                     cached.keep_contacts(bound, members)
                 else:
-                    members = cached.contacts[bound]
-            position = _position(ask, reply)
+                    members, position = cached.contacts[bound], reply
             found_at += position
             if members or not cached.share.is_empty:
                 shares[n].append((cached.share, members))
