@@ -61,7 +61,7 @@ class Ask(StrEnum):
     SHARE = "share"  # the whole share and the position: nothing usable is held
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _RecentRead:
     """The last read of a pair on a day: what every partition's position was, and the
     result it gave."""
@@ -70,7 +70,7 @@ class _RecentRead:
     result: PairLedgers
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
     """One attempt at a relation read: for each pair and partition (pair by pair), what is
     asked and what share is held."""
