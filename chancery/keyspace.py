@@ -388,6 +388,11 @@ def decode_timeline_member(member: bytes) -> TimelineItem:
     return TimelineItem(sort_key, source, id_, type_)
 
 
+def timeline_member_type(member: str) -> str:
+    """The event type a timeline member ends with (to filter by type without decoding)."""
+    return member.rsplit(" ", 1)[1]
+
+
 # Stored events: `<offset> <event JSON as it is in the log>`; the partition is the key's own.
 
 
@@ -405,6 +410,11 @@ def event_id_field(event_id: str) -> str:
     globally): the id itself, as the contract validated it (at most 128 characters, no
     space). A hash field, never a key: no digest needed, and none to compute per event."""
     return event_id
+
+
+def decode_event_keys(value: bytes) -> list[str]:
+    """The event keys an `event_ids` field holds: space-separated, in the order applied."""
+    return value.decode().split(" ")
 
 
 # Trips: one per (traveller, trip id); state JSON, events hash, visits index.
@@ -449,6 +459,11 @@ class VisitItem:
 def decode_visit_member(member: bytes) -> VisitItem:
     sort_key, trip, country, direction = member.decode().split(" ")
     return VisitItem(sort_key, trip, country, direction)
+
+
+def visit_member_direction(member: str) -> str:
+    """`to` or `from`, as a visit member ends (to filter by direction without decoding)."""
+    return member.rsplit(" ", 1)[1]
 
 
 # The stream of applied events: entry id `<offset>-1`; fields k (the event_key: the event is

@@ -15,7 +15,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from chancery.auth import Authenticator, utcnow
 from chancery.contract import is_country
 from chancery.settings import ApiSettings
-from services.platform.redis import redis_client
 from services.platform.runtime import frozen_startup_heap
 from services.platform.web import (
     CorrelationIdMiddleware,
@@ -25,7 +24,7 @@ from services.platform.web import (
     problem_response,
 )
 
-from .answers import AnswerCache
+from .body_cache import BodyCache
 from .context import ApiContext
 from .cors import Cors
 from .errors import to_problem
@@ -35,11 +34,11 @@ from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
 from .routes import events, operations, people, relations, stream, timelines
-from .stream import StreamSlots
+from .stream_slots import StreamSlots
 
 RETRY_AFTER_S = 5
 STREAM_CONNECTIONS = 1000
-HOT_CONNECTIONS = 32
+READ_CONNECTIONS = 32
 
 DESCRIPTION = """
 Reads of Chancery's read models: relations between states and organisations, timelines,
@@ -92,19 +91,16 @@ def create_app(
         async with AsyncExitStack() as stack:
             chosen = reader
             if chosen is None:
-                redis = redis_client(settings.redis_url, client_name="api")
-                stack.push_async_callback(redis.aclose)
-                # Blocking reads (streams, min_position waits) get a pool of their own,
-                # with no socket timeout shorter than a block.
+                # Reads hold their connections and time each round trip as a whole;
+                # blocking reads (streams, min_position waits) get a pool of their own,
+                # with no socket timeout shorter than a block. See redis_reader/.
+                reads = _untimed_pool(settings.redis_url, "chancery-api-reads", READ_CONNECTIONS)
+                stack.push_async_callback(reads.aclose)
                 blocking = _untimed_pool(
                     settings.redis_url, "chancery-api-stream", STREAM_CONNECTIONS
                 )
                 stack.push_async_callback(blocking.aclose)
-                # The hot path (relation reads, snapshots) on connections the reader holds,
-                # one timeout per round trip instead of one per socket operation.
-                hot = _untimed_pool(settings.redis_url, "chancery-api-hot", HOT_CONNECTIONS)
-                stack.push_async_callback(hot.aclose)
-                redis_reader = RedisReadModelReader(redis, blocking, topic=settings.topic, hot=hot)
+                redis_reader = RedisReadModelReader(reads, blocking, topic=settings.topic)
                 await redis_reader.start()
                 chosen = redis_reader
             chosen_authenticator = authenticator or authenticator_from(settings)
@@ -115,7 +111,7 @@ def create_app(
                 metrics=metrics,
                 streams=StreamSlots(settings.max_streams_per_client),
                 clock=clock,
-                answers=AnswerCache(),
+                bodies=BodyCache(),
                 principals=VerifiedPrincipals(chosen_authenticator),
             )
             is_country("USA")  # load the country table before the heap is frozen

@@ -11,11 +11,11 @@ from fastapi import Request
 from chancery.auth import Authenticator
 from chancery.settings import ApiSettings
 
-from .answers import AnswerCache
+from .body_cache import BodyCache
 from .metrics import ApiMetrics
 from .principals import VerifiedPrincipals
 from .reader import ReadModelReader
-from .stream import StreamSlots
+from .stream_slots import StreamSlots
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ApiContext:
     metrics: ApiMetrics
     streams: StreamSlots
     clock: Callable[[], datetime]
-    answers: AnswerCache
+    bodies: BodyCache
     principals: VerifiedPrincipals
 
     def today(self) -> date:

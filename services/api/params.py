@@ -7,6 +7,7 @@ A bad value is a 422 that names the parameter and the value.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -57,24 +58,21 @@ def actor(code: str, field: str) -> str:
     )
 
 
-_PAIRS: dict[tuple[str, str], Pair] = {}
 PAIRS_KEPT = 4096
 
 
 def pair(a: str, b: str) -> Pair:
     """The pair of two codes as given (valid pairs are kept: a hot read asks for the same
-    few again and again)."""
-    kept = _PAIRS.get((a, b))
-    if kept is not None:
-        return kept
+    few again and again; a refusal raises, so it is never kept)."""
+    return _pair(a, b)
+
+
+@functools.lru_cache(maxsize=PAIRS_KEPT)
+def _pair(a: str, b: str) -> Pair:
     first, second = actor(a, "a"), actor(b, "b")
     if first == second:
         raise invalid("b", f"a pair is two different actors, got {first} twice", "same_actor")
-    made = Pair.of(first, second)
-    if len(_PAIRS) >= PAIRS_KEPT:
-        _PAIRS.clear()
-    _PAIRS[(a, b)] = made
-    return made
+    return Pair.of(first, second)
 
 
 def _query(adapter: TypeAdapter[T], value: str | None, field: str) -> T | None:

@@ -6,18 +6,30 @@ measurable share of a read answered from cache, so the principal it yields is ke
 exact header value, for `ttl_s` seconds at most, and never past the credential's expiry:
 it is kept only if the credential also verifies at the end of that window (a key or token
 valid then is valid all along, since expiry only comes once), so a credential that expires
-within the window is verified on every request, as before. Failures are never kept. The
-key ring is loaded once at start, so there is no revocation for a kept principal to miss.
+within the window is verified on every request. Failures are never kept. The key ring is
+loaded once at start, so there is no revocation for a kept principal to miss.
+
+The window is checked against the `now` each request is authenticated at (the app's
+clock), not a cache timer, so the cache itself is a plain LRU.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from cachetools import LRUCache
 
 from chancery.auth import AuthenticationError, Authenticator, Principal
 
 DEFAULT_TTL_S = 30.0
 DEFAULT_SIZE = 1024
+
+
+class _Kept(NamedTuple):
+    principal: Principal
+    since: datetime
+    until: datetime
 
 
 class VerifiedPrincipals:
@@ -30,8 +42,7 @@ class VerifiedPrincipals:
     ) -> None:
         self.authenticator = authenticator
         self._ttl = timedelta(seconds=ttl_s)
-        self._size = size
-        self._kept: dict[str, tuple[Principal, datetime, datetime]] = {}  # oldest first
+        self._kept: LRUCache[str, _Kept] = LRUCache(size)
 
     def authenticate(self, authorization: str | None, *, now: datetime) -> Principal:
         """`Authenticator.authenticate`, from what was verified recently when still valid."""
@@ -39,9 +50,8 @@ class VerifiedPrincipals:
             return self.authenticator.authenticate(authorization, now=now)
         kept = self._kept.get(authorization)
         if kept is not None:
-            principal, since, until = kept
-            if since <= now < until:
-                return principal
+            if kept.since <= now < kept.until:
+                return kept.principal
             del self._kept[authorization]
         principal = self.authenticator.authenticate(authorization, now=now)
         until = now + self._ttl
@@ -49,7 +59,5 @@ class VerifiedPrincipals:
             self.authenticator.authenticate(authorization, now=until)
         except AuthenticationError:
             return principal  # expires within the window: not kept
-        if len(self._kept) >= self._size:
-            del self._kept[next(iter(self._kept))]
-        self._kept[authorization] = (principal, now, until)
+        self._kept[authorization] = _Kept(principal, now, until)
         return principal

@@ -1,11 +1,15 @@
 """The API's port onto the read models: what a query needs, whatever stores them.
 
-`RedisReadModelReader` (redis_reader.py) reads what the projector wrote;
-`InMemoryReadModelReader` (memory_reader.py) answers the same questions from a list of
-events with the pure domain code, for unit tests of the routes and as the reference the
-Redis reader is checked against (tests/e2e/test_reader_contract.py).
+One port, `ReadModelReader`, made of one Protocol per read model (`VersionReads`,
+`RelationReads`, `TimelineReads`, `PeopleReads`, `EventReads`, `StreamReads`): the
+composition root wires one reader, and each answer module asks only for the part it reads.
+`RedisReadModelReader` (redis_reader/) reads what the projector wrote, one reader class per
+read model behind it; `InMemoryReadModelReader` (tests/twins/read_models.py) answers the
+same questions from a list of events with the pure domain code, for unit tests of the
+routes and as the reference the Redis reader is checked against
+(tests/e2e/test_reader_contract.py).
 
-Every read returns a `Reading`: the value and the `Snapshot` it reflects (read model
+Every read returns a `ReadResult`: the value and the `Snapshot` it reflects (read model
 version, applied offset and high watermark of every partition), taken in the same round
 trip as the data, so the position a response reports is never older than its data.
 """
@@ -100,7 +104,9 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Reading(Generic[T]):
+class ReadResult(Generic[T]):
+    """What one read found, and the snapshot of the read models it was found in."""
+
     value: T
     snapshot: Snapshot
 
@@ -222,8 +228,8 @@ class StreamBatch:
     snapshot: Snapshot | None = None
 
 
-class ReadModelReader(Protocol):
-    """Every question the API asks of the read models."""
+class VersionReads(Protocol):
+    """Which read-model version is served, and how far the projector has applied it."""
 
     @property
     def topic(self) -> str: ...
@@ -241,9 +247,13 @@ class ReadModelReader(Protocol):
         """
         ...
 
+
+class RelationReads(Protocol):
+    """The relation read model: pair ledgers, a country's partners, a pair's events."""
+
     async def pair_ledgers(
         self, pairs: Sequence[Pair], reference: date
-    ) -> Reading[Mapping[Pair, PairLedger]]:
+    ) -> ReadResult[Mapping[Pair, PairLedger]]:
         """Each pair's ledger merged over the partitions.
 
         May hold only the contacts that matter on `reference` (the latest that started by
@@ -252,31 +262,49 @@ class ReadModelReader(Protocol):
         """
         ...
 
-    async def pair_history(self, pair: Pair, known_at: datetime) -> Reading[list[Event]]:
+    async def pair_history(self, pair: Pair, known_at: datetime) -> ReadResult[list[Event]]:
         """Every event of the pair recorded by `known_at`, retracted ones and their
         retractions included, so the fold can tell what was known then."""
         ...
 
-    async def partners(self, country: str) -> Reading[dict[str, int]]:
+    async def partners(self, country: str) -> ReadResult[dict[str, int]]:
         """Partner -> number of events of the pair."""
         ...
 
-    async def timeline(self, query: TimelineQuery) -> Reading[Page[TimelineEntry]]: ...
 
-    async def trips(self, person_id: str) -> Reading[list[Trip]]:
+class TimelineReads(Protocol):
+    """The timelines: a pair's or a country's effective events, in order, in pages."""
+
+    async def timeline(self, query: TimelineQuery) -> ReadResult[Page[TimelineEntry]]: ...
+
+
+class PeopleReads(Protocol):
+    """People, their trips, and the visits indexed by country."""
+
+    async def trips(self, person_id: str) -> ReadResult[list[Trip]]:
         """The person's trips as projected, ordered by when each was first heard of."""
         ...
 
-    async def trip_history(self, person_id: str, known_at: datetime | None) -> Reading[list[Event]]:
+    async def trip_history(
+        self, person_id: str, known_at: datetime | None
+    ) -> ReadResult[list[Event]]:
         """Every event of the person's trips (with `known_at`: also those retracted since,
         and their retractions)."""
         ...
 
-    async def visits(self, query: VisitQuery) -> Reading[Page[VisitEntry]]: ...
+    async def visits(self, query: VisitQuery) -> ReadResult[Page[VisitEntry]]: ...
 
-    async def person(self, person_id: str) -> Reading[PersonRecord]: ...
+    async def person(self, person_id: str) -> ReadResult[PersonRecord]: ...
 
-    async def events_by_id(self, event_id: str) -> Reading[list[StoredEvent]]: ...
+
+class EventReads(Protocol):
+    """Stored events, found by id."""
+
+    async def events_by_id(self, event_id: str) -> ReadResult[list[StoredEvent]]: ...
+
+
+class StreamReads(Protocol):
+    """The stream of applied events, per partition, in log order."""
 
     async def stream_retained(self, after: Mapping[int, int]) -> None:
         """Raise StreamGoneError if resuming after these offsets would skip trimmed entries."""
@@ -287,3 +315,9 @@ class ReadModelReader(Protocol):
     ) -> StreamBatch:
         """Entries after the given offsets (None: from the start), waiting up to `block_ms`."""
         ...
+
+
+class ReadModelReader(
+    VersionReads, RelationReads, TimelineReads, PeopleReads, EventReads, StreamReads, Protocol
+):
+    """Every question the API asks of the read models: the one port the app is given."""

@@ -14,6 +14,7 @@ Every response built here carries:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -66,30 +67,24 @@ def represent(request: Request, body: BaseModel, snapshot: Snapshot) -> Response
 
 
 def represent_payload(request: Request, payload: bytes, snapshot: Snapshot) -> Response:
-    """`represent` for a payload the answer cache serves again and again (the relation): its
+    """`represent` for a payload the body cache serves again and again (the relation): its
     ETag is kept with it, so a repeat costs a lookup, not a digest (the cache hands out the
     same bytes object, whose hash Python keeps)."""
-    etag = _ETAGS.get(payload)
-    if etag is None:
-        if len(_ETAGS) >= KEPT:
-            _ETAGS.clear()
-        etag = _ETAGS[payload] = etag_of(payload)
-    return _respond(request, payload, etag, snapshot)
+    return _respond(request, payload, _kept_etag(payload), snapshot)
 
 
-_QUOTED: dict[str, bytes] = {}
-_ETAGS: dict[bytes, str] = {}
 KEPT = 4096
 
 
+@functools.lru_cache(maxsize=KEPT)
+def _kept_etag(payload: bytes) -> str:
+    return etag_of(payload)
+
+
+@functools.lru_cache(maxsize=KEPT)
 def _json_string(token: str) -> bytes:
     """The token as a JSON string, kept (a run of answers shares one snapshot's token)."""
-    quoted = _QUOTED.get(token)
-    if quoted is None:
-        if len(_QUOTED) >= KEPT:
-            _QUOTED.clear()
-        quoted = _QUOTED[token] = json.dumps(token).encode()
-    return quoted
+    return json.dumps(token).encode()
 
 
 def _respond(request: Request, payload: bytes, etag: str, snapshot: Snapshot) -> Response:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from chancery.keyspace import PartitionSpace
-from services.api.memory_reader import InMemoryReadModelReader
 from services.projector.plan import WritePlan
 from services.projector.projection import ReadModelProjection
 from services.projector.records import LogRecord
 from services.projector.store import Batch, RedisReadModelWriter
+from tests.twins.read_models import InMemoryReadModelReader
 
 BATCH = 7  # small, so multi-batch paths (and retractions across batches) are exercised
 

@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from chancery.contract import Event, EventRetracted, TripPayload
 from chancery.domain import Pair, fold_itinerary, fold_relation, pairs_of
 from chancery.domain.timelines import actors_of
-from services.api import people, relations
-from services.api.memory_reader import InMemoryReadModelReader
+from services.api import people_views, relation_views
 from services.api.reader import NotReadyError, ReadModelReader, StreamGoneError, TimelineQuery
 from services.api.redis_reader import RedisReadModelReader
 from tests.e2e.conftest import RedisReaders
 from tests.e2e.projecting import sync
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.contract.strategies import histories
 from tests.unit.domain.builders import coded, meeting, retraction
 
@@ -107,7 +107,7 @@ async def test_relations_through_redis_equal_the_pure_fold(
         for when in cases:
             expected = fold_relation(pair, logged, today=TODAY, **when)
             for source in (reader, twin):
-                got = await relations.relation(source, pair, today=TODAY, **when)
+                got = await relation_views.relation(source, pair, today=TODAY, **when)
                 assert got.value == expected, (type(source).__name__, pair, when)
 
 
@@ -133,11 +133,11 @@ async def test_every_other_read_agrees_between_redis_and_the_twin(
             ) == await whole_timeline(twin, "country", actor, limit=limit, **query)
         assert (await reader.partners(actor)).value == (await twin.partners(actor)).value
         for direction in (None, "to", "from"):
-            redis_visits = await people.visits(
+            redis_visits = await people_views.visits(
                 reader, actor, start=None, end=None, direction=direction, status=None,
                 cursor=None, limit=100,
             )  # fmt: skip
-            twin_visits = await people.visits(
+            twin_visits = await people_views.visits(
                 twin, actor, start=None, end=None, direction=direction, status=None,
                 cursor=None, limit=100,
             )  # fmt: skip
@@ -148,10 +148,10 @@ async def test_every_other_read_agrees_between_redis_and_the_twin(
         for when in ({}, {"as_of": as_of}, {"known_at": known_at}):
             expected = fold_itinerary(person, logged, **when)
             for source in (reader, twin):
-                got = await people.itinerary(source, person, **when)
+                got = await people_views.itinerary(source, person, **when)
                 assert got.value == expected, (type(source).__name__, person, when)
-        assert (await people.person(reader, person)).value == (
-            await people.person(twin, person)
+        assert (await people_views.person(reader, person)).value == (
+            await people_views.person(twin, person)
         ).value
     for event_id in sorted({e.id for e in logged}):
         in_redis = (await reader.events_by_id(event_id)).value
@@ -214,7 +214,7 @@ async def test_held_shares_follow_new_writes_partition_by_partition(
     twin.extend([first, coded("c1", "2023-05-02", "CHN", "USA", "042")])
     await sync(redis_readers.redis, twin, partitions=PARTITIONS)
     for as_of in (None, date(2023, 5, 1)):
-        got = await relations.relation(reader, pair, today=TODAY, as_of=as_of)
+        got = await relation_views.relation(reader, pair, today=TODAY, as_of=as_of)
         assert got.value == fold_relation(pair, twin.log_events(), today=TODAY, as_of=as_of)
     more = [
         meeting("second", "2023-05-03", "CHN", "USA"),
@@ -224,6 +224,6 @@ async def test_held_shares_follow_new_writes_partition_by_partition(
     twin.extend(more)
     await sync(redis_readers.redis, twin, partitions=PARTITIONS)
     for as_of in (None, date(2023, 5, 1), date(2023, 5, 3)):
-        got = await relations.relation(reader, pair, today=TODAY, as_of=as_of)
+        got = await relation_views.relation(reader, pair, today=TODAY, as_of=as_of)
         assert got.value == fold_relation(pair, twin.log_events(), today=TODAY, as_of=as_of)
         assert got.snapshot == await twin.snapshot()

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from services.api import events, params, timelines
-from services.api.events import EventsBody
+from services.api import event_views, params, timeline_views
+from services.api.event_views import EventsBody
 from services.api.examples import EVENT_EXAMPLE, ok
 from services.api.representation import represent
 from services.platform.web import Problem
@@ -51,10 +51,10 @@ async def get_event(
     ] = None,
 ) -> Response:
     eid = params.event_id(event_id)
-    reading = await events.events_by_id(ctx.reader, eid, params.source(source))
+    reading = await event_views.events_by_id(ctx.reader, eid, params.source(source))
     if not reading.value:
         raise Problem(404, "Not Found", f"no event with id {eid!r}")
     body = EventsBody(
-        id=eid, matches=[timelines.logged(ctx.reader.topic, s) for s in reading.value]
+        id=eid, matches=[timeline_views.logged(ctx.reader.topic, s) for s in reading.value]
     )
     return represent(request, body, reading.snapshot)

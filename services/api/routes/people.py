@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from services.api import params, people
+from services.api import params, people_views
 from services.api.examples import ITINERARY_EXAMPLE, PERSON_EXAMPLE, VISITS_EXAMPLE, ok
-from services.api.people import ItineraryBody, PersonBody, VisitsBody
+from services.api.people_views import ItineraryBody, PersonBody, VisitsBody
 from services.api.reader import Direction
 from services.api.representation import represent
 from services.platform.web import Problem
@@ -50,8 +50,8 @@ async def get_itinerary(
     known_at: KnownAt = None,
 ) -> Response:
     pid = params.person_id(person_id)
-    reading = await people.itinerary(ctx.reader, pid, as_of=as_of, known_at=known_at)
-    body = people.itinerary_body(reading.value, as_of=as_of, known_at=known_at)
+    reading = await people_views.itinerary(ctx.reader, pid, as_of=as_of, known_at=known_at)
+    body = people_views.itinerary_body(reading.value, as_of=as_of, known_at=known_at)
     return represent(request, body, reading.snapshot)
 
 
@@ -97,7 +97,7 @@ async def list_visits(
             )
     if start is not None and end is not None and end < start:
         raise params.invalid("to", "the window ends before it starts")
-    reading = await people.visits(
+    reading = await people_views.visits(
         ctx.reader,
         code,
         start=start,
@@ -125,7 +125,7 @@ async def list_visits(
 )
 async def get_person(*, ctx: Read, request: Request, person_id: PersonId) -> Response:
     pid = params.person_id(person_id)
-    reading = await people.person(ctx.reader, pid)
+    reading = await people_views.person(ctx.reader, pid)
     if reading.value is None:
         raise Problem(404, "Not Found", f"no event names a person with id {pid!r}")
     return represent(request, reading.value, reading.snapshot)

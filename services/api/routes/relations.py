@@ -9,13 +9,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from services.api import params, relations, timelines
+from services.api import params, relation_views, timeline_views
 from services.api.context import ApiContext
 from services.api.examples import RELATION_EXAMPLE, RELATION_LIST_EXAMPLE, TIMELINE_EXAMPLE, ok
 from services.api.reader import TimelineQuery
-from services.api.relations import RelationBody, RelationListBody, RelationSort
+from services.api.relation_views import RelationBody, RelationListBody, RelationSort
 from services.api.representation import represent, represent_payload
-from services.api.timelines import TimelineBody
+from services.api.timeline_views import TimelineBody
 
 from .common import (
     CONSISTENCY,
@@ -144,8 +144,8 @@ async def get_relation(request: Request) -> Response:
         query = request.query_params
         as_of = params.day(query.get("as_of"), "as_of")
         known_at = params.instant(query.get("known_at"), "known_at")
-    reading = await relations.relation_payload(
-        ctx.reader, ctx.answers, pair, today=ctx.today(), as_of=as_of, known_at=known_at
+    reading = await relation_views.relation_payload(
+        ctx.reader, ctx.bodies, pair, today=ctx.today(), as_of=as_of, known_at=known_at
     )
     return represent_payload(request, reading.value, reading.snapshot)
 
@@ -176,7 +176,7 @@ async def list_relations(
 ) -> Response:
     code = params.actor(country, "country")
     descending = order == "desc"
-    reading = await relations.relations_of(
+    reading = await relation_views.relations_of(
         ctx.reader,
         code,
         today=ctx.today(),
@@ -189,8 +189,8 @@ async def list_relations(
         country=code,
         sort=sort,
         order=order,
-        items=[relations.item_of(s) for s in reading.value.items],
-        next_cursor=relations.next_cursor(reading.value, code, sort, descending),
+        items=[relation_views.item_of(s) for s in reading.value.items],
+        next_cursor=relation_views.next_cursor(reading.value, code, sort, descending),
     )
     return represent(request, body, reading.snapshot)
 
@@ -239,11 +239,11 @@ async def timeline_response(
         types=chosen,
         start=start,
         end=end,
-        after=timelines.decode_cursor(cursor, query_id),
+        after=timeline_views.decode_cursor(cursor, query_id),
         descending=order == "desc",
     )
-    reading = await timelines.timeline(ctx.reader, query)
-    body = timelines.body_of(ctx.reader.topic, f"{kind}:{key}", reading.value, query_id)
+    reading = await timeline_views.timeline(ctx.reader, query)
+    body = timeline_views.body_of(ctx.reader.topic, f"{kind}:{key}", reading.value, query_id)
     return represent(request, body, reading.snapshot)
 
 

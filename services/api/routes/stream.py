@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
 from chancery.positions import Position
-from services.api import params, stream
-from services.api.stream import StreamFilter
+from services.api import params, sse_stream
+from services.api.sse_stream import StreamFilter
 
 from .common import Context, StreamPrincipal, StreamSlot
 
@@ -69,7 +69,7 @@ async def _start(
                 token, topic=ctx.reader.topic, partitions=snapshot.partitions, field=field
             )
         await ctx.reader.stream_retained(dict(resume.offsets))
-    return stream.start_of(resume, snapshot)
+    return sse_stream.start_of(resume, snapshot)
 
 
 @router.get(
@@ -107,12 +107,12 @@ async def live_stream(
     ] = None,
 ) -> StreamingResponse:
     chosen = StreamFilter(params.event_types(types), params.actors(country, "country"))
-    messages = stream.events(ctx.reader, start, chosen, ping_s=ctx.settings.stream_ping_s)
+    messages = sse_stream.events(ctx.reader, start, chosen, ping_s=ctx.settings.stream_ping_s)
     # A plain streaming response, not FastAPI's generator mode: that one's keep-alive task
     # raises BrokenResourceError on an ordinary client disconnect (fastapi discussion
     # #15725) and its ping interval is fixed; our generator pings at stream_ping_s itself.
     return StreamingResponse(
-        stream.encoded(messages),
+        sse_stream.encoded(messages),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -21,7 +21,7 @@ from chancery.auth import Authenticator, JwtVerifier, KeyRing, Scope, new_api_ke
 from chancery.contract import Event, parse_incoming
 from chancery.settings import ApiSettings
 from services.api.app import create_app
-from services.api.memory_reader import InMemoryReadModelReader
+from tests.twins.read_models import InMemoryReadModelReader
 
 SEEDS = Path(__file__).resolve().parents[3] / "seeds" / "article.jsonl"
 NOON = datetime(2023, 5, 12, 12, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 from chancery.auth import Scope
 from chancery.settings import ApiSettings
 from services.api.app import create_app
-from services.api.memory_reader import InMemoryReadModelReader
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.api.conftest import ApiFactory, Keys
 
 pytestmark = pytest.mark.unit

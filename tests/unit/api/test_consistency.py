@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from chancery.positions import Position
-from services.api.memory_reader import InMemoryReadModelReader
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.api.conftest import ApiFactory
 from tests.unit.domain.builders import meeting
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.memory_reader import InMemoryReadModelReader
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.api.conftest import ApiFactory
 from tests.unit.domain.builders import LI_HUI, coded, event, retraction, trip_event
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.api.memory_reader import InMemoryReadModelReader
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.api.conftest import RECORDED, ApiFactory
 from tests.unit.domain.builders import meeting
 

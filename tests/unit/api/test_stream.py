@@ -14,9 +14,9 @@ import pytest
 from chancery.positions import Position
 from chancery.settings import ApiSettings
 from services.api.app import create_app
-from services.api.memory_reader import InMemoryReadModelReader
 from tests.e2e.conftest import serve
 from tests.e2e.sse import Subscriber
+from tests.twins.read_models import InMemoryReadModelReader
 from tests.unit.api.conftest import NOON, Keys
 from tests.unit.domain.builders import coded, meeting
 

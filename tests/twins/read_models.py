@@ -1,4 +1,5 @@
-"""The in-memory twin of `RedisReadModelReader`: a log of events, answered by the pure folds.
+"""The in-memory twin of the API's `RedisReadModelReader`: a log of events, answered by the
+pure folds.
 
 It holds what the projector would have consumed (per partition, in offset order) and answers
 every question of the `ReadModelReader` port with the domain code directly: `build_ledger`,
@@ -37,15 +38,14 @@ from chancery.domain import (
 from chancery.domain.itineraries import trip_payload
 from chancery.domain.relations import Pair
 from chancery.positions import Position
-
-from .ranges import in_range, lex_bounds
-from .reader import (
+from services.api.ranges import in_range, lex_bounds
+from services.api.reader import (
     NotReadyError,
     Page,
     PartitionProgress,
     PersonRecord,
     PositionTimeoutError,
-    Reading,
+    ReadResult,
     Snapshot,
     StoredEvent,
     StreamBatch,
@@ -58,6 +58,8 @@ from .reader import (
 )
 
 VERSION = 1
+RECORDED_AT = datetime.fromisoformat("2023-05-12T12:00:00+00:00")
+"""When an event appended without a recording time was recorded: the article's day."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class InMemoryReadModelReader:
         """Put `event` in the log (stamped if it is not yet); applied at once unless `apply`
         is False. Returns its position."""
         if event.recordedtime is None:
-            at = recorded_at or datetime.fromisoformat("2023-05-12T12:00:00+00:00")
+            at = recorded_at or RECORDED_AT
             event = stamp(event, recorded_at=at, partition_key=self._key_of(event))
         p = self.partition_of(event)
         offset = len(self._log[p])
@@ -115,10 +117,12 @@ class InMemoryReadModelReader:
             self._notify()
         return Position.at(self._topic, p, offset)
 
-    def extend(self, events: Iterable[Event], **kwargs: object) -> Position:
+    def extend(
+        self, events: Iterable[Event], *, recorded_at: datetime | None = None, apply: bool = True
+    ) -> Position:
         position = Position(self._topic)
         for event in events:
-            position = position.merge(self.append(event, **kwargs))  # type: ignore[arg-type]
+            position = position.merge(self.append(event, recorded_at=recorded_at, apply=apply))
         return position
 
     def apply_all(self) -> None:
@@ -209,16 +213,16 @@ class InMemoryReadModelReader:
 
     async def pair_ledgers(
         self, pairs: Sequence[Pair], reference: date
-    ) -> Reading[Mapping[Pair, PairLedger]]:
+    ) -> ReadResult[Mapping[Pair, PairLedger]]:
         snapshot = await self.snapshot()
         ledger = build_ledger(effective(self._events()))
-        return Reading({pair: ledger.pair(pair) for pair in pairs}, snapshot)
+        return ReadResult({pair: ledger.pair(pair) for pair in pairs}, snapshot)
 
-    async def pair_history(self, pair: Pair, known_at: datetime) -> Reading[list[Event]]:
+    async def pair_history(self, pair: Pair, known_at: datetime) -> ReadResult[list[Event]]:
         snapshot = await self.snapshot()
-        return Reading(self._events(), snapshot)
+        return ReadResult(self._events(), snapshot)
 
-    async def partners(self, country: str) -> Reading[dict[str, int]]:
+    async def partners(self, country: str) -> ReadResult[dict[str, int]]:
         snapshot = await self.snapshot()
         ledger = build_ledger(effective(self._events()))
         counts: dict[str, int] = {}
@@ -227,11 +231,11 @@ class InMemoryReadModelReader:
                 n = sum(b.count for b in ledger.pair(pair).days.values())
                 if n:
                     counts[pair.other(country)] = n
-        return Reading(counts, snapshot)
+        return ReadResult(counts, snapshot)
 
     # --- timelines -----------------------------------------------------------------------------
 
-    async def timeline(self, query: TimelineQuery) -> Reading[Page[TimelineEntry]]:
+    async def timeline(self, query: TimelineQuery) -> ReadResult[Page[TimelineEntry]]:
         snapshot = await self.snapshot()
         records = {r.event.key: r for r in self._records()}
         members: dict[str, _Record] = {}
@@ -248,10 +252,10 @@ class InMemoryReadModelReader:
             lex_bounds(query.start, query.end, query.after, query.descending),
             query.descending,
             query.limit,
-            lambda m: types is None or m.rsplit(" ", 1)[1] in types,
+            lambda m: types is None or keyspace.timeline_member_type(m) in types,
         )
         items = [TimelineEntry(m, _stored(members[m])) for m in chosen.items]
-        return Reading(Page(items, chosen.more), snapshot)
+        return ReadResult(Page(items, chosen.more), snapshot)
 
     # --- people, trips and visits ------------------------------------------------------------
 
@@ -264,15 +268,17 @@ class InMemoryReadModelReader:
                 by_trip.setdefault(key, []).append(event)
         return {key: fold_trip(events) for key, events in by_trip.items()}
 
-    async def trips(self, person_id: str) -> Reading[list[Trip]]:
+    async def trips(self, person_id: str) -> ReadResult[list[Trip]]:
         snapshot = await self.snapshot()
-        return Reading(list(fold_itinerary(person_id, self._events()).trips), snapshot)
+        return ReadResult(list(fold_itinerary(person_id, self._events()).trips), snapshot)
 
-    async def trip_history(self, person_id: str, known_at: datetime | None) -> Reading[list[Event]]:
+    async def trip_history(
+        self, person_id: str, known_at: datetime | None
+    ) -> ReadResult[list[Event]]:
         snapshot = await self.snapshot()
-        return Reading(self._events(), snapshot)
+        return ReadResult(self._events(), snapshot)
 
-    async def visits(self, query: VisitQuery) -> Reading[Page[VisitEntry]]:
+    async def visits(self, query: VisitQuery) -> ReadResult[Page[VisitEntry]]:
         snapshot = await self.snapshot()
         members: dict[str, tuple[str, Trip]] = {}
         for tk, trip in self._all_trips().items():
@@ -285,7 +291,7 @@ class InMemoryReadModelReader:
             lex_bounds(query.start, query.end, query.after, descending=False),
             False,
             query.limit,
-            lambda m: direction is None or m.endswith(" " + direction),
+            lambda m: direction is None or keyspace.visit_member_direction(m) == direction,
         )
         entries = []
         for member in chosen.items:
@@ -300,9 +306,9 @@ class InMemoryReadModelReader:
                     trip=members[member][1],
                 )
             )
-        return Reading(Page(entries, chosen.more), snapshot)
+        return ReadResult(Page(entries, chosen.more), snapshot)
 
-    async def person(self, person_id: str) -> Reading[PersonRecord]:
+    async def person(self, person_id: str) -> ReadResult[PersonRecord]:
         snapshot = await self.snapshot()
         appointments: list[Event] = [
             e
@@ -310,11 +316,11 @@ class InMemoryReadModelReader:
             if isinstance(e, EnvoyAppointed) and e.data.person.id == person_id
         ]
         trips = list(fold_itinerary(person_id, self._events()).trips)
-        return Reading(PersonRecord(appointments, trips), snapshot)
+        return ReadResult(PersonRecord(appointments, trips), snapshot)
 
     # --- events --------------------------------------------------------------------------------
 
-    async def events_by_id(self, event_id: str) -> Reading[list[StoredEvent]]:
+    async def events_by_id(self, event_id: str) -> ReadResult[list[StoredEvent]]:
         snapshot = await self.snapshot()
         records = self._records()
         retracted = retracted_keys(r.event for r in records)
@@ -324,7 +330,7 @@ class InMemoryReadModelReader:
             if r.event.id == event_id
         ]
         found.sort(key=lambda s: (s.event.source, s.partition, s.offset))
-        return Reading(found, snapshot)
+        return ReadResult(found, snapshot)
 
     # --- the stream ----------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .reader import Reading, ReadModelReader, StoredEvent
-from .timelines import LoggedEvent
+from .reader import EventReads, ReadResult, StoredEvent
+from .timeline_views import LoggedEvent
 
 
 class EventsBody(BaseModel):
@@ -21,8 +21,8 @@ class EventsBody(BaseModel):
 
 
 async def events_by_id(
-    reader: ReadModelReader, event_id: str, source: str | None
-) -> Reading[list[StoredEvent]]:
+    reader: EventReads, event_id: str, source: str | None
+) -> ReadResult[list[StoredEvent]]:
     reading = await reader.events_by_id(event_id)
     found = [s for s in reading.value if source is None or s.event.source == source]
-    return Reading(found, reading.snapshot)
+    return ReadResult(found, reading.snapshot)

@@ -31,9 +31,9 @@ from chancery.domain import (
 from chancery.domain.relations import Pair
 
 from . import cursors
-from .answers import AnswerCache
+from .body_cache import BodyCache
 from .params import invalid
-from .reader import Page, Reading, ReadModelReader
+from .reader import Page, ReadResult, RelationReads
 from .representation import payload_of
 
 RelationSort = Literal["score", "last_contact", "event_count"]
@@ -115,45 +115,45 @@ def item_of(state: RelationState, *, known_at: datetime | None = None) -> Relati
 
 
 async def relation(
-    reader: ReadModelReader,
+    reader: RelationReads,
     pair: Pair,
     *,
     today: date,
     as_of: date | None = None,
     known_at: datetime | None = None,
-) -> Reading[RelationState]:
+) -> ReadResult[RelationState]:
     if known_at is not None:
         history = await reader.pair_history(pair, known_at)
         state = fold_relation(pair, history.value, today=today, as_of=as_of, known_at=known_at)
-        return Reading(state, history.snapshot)
+        return ReadResult(state, history.snapshot)
     reading = await reader.pair_ledgers([pair], as_of or today)
     ledger = RelationLedger({pair: reading.value[pair]})
-    return Reading(view(pair, ledger, today=today, as_of=as_of), reading.snapshot)
+    return ReadResult(view(pair, ledger, today=today, as_of=as_of), reading.snapshot)
 
 
 async def relation_payload(
-    reader: ReadModelReader,
-    answers: AnswerCache,
+    reader: RelationReads,
+    bodies: BodyCache,
     pair: Pair,
     *,
     today: date,
     as_of: date | None = None,
     known_at: datetime | None = None,
-) -> Reading[bytes]:
-    """The relation's body as JSON (without position), from the answer cache when the read
+) -> ReadResult[bytes]:
+    """The relation's body as JSON (without position), from the body cache when the read
     models it was computed from are unchanged (the ledger read tells, in its round trip)."""
     key = (pair.key, today, as_of, known_at)
     if known_at is None:
         reading = await reader.pair_ledgers([pair], as_of or today)
-        payload = answers.get(key, reading.snapshot)
+        payload = bodies.get(key, reading.snapshot)
         if payload is None:
             ledger = RelationLedger({pair: reading.value[pair]})
             state = view(pair, ledger, today=today, as_of=as_of)
             payload = payload_of(body_of(state))
-            answers.put(key, reading.snapshot, payload)
-        return Reading(payload, reading.snapshot)
+            bodies.put(key, reading.snapshot, payload)
+        return ReadResult(payload, reading.snapshot)
     answer = await relation(reader, pair, today=today, known_at=known_at, as_of=as_of)
-    return Reading(payload_of(body_of(answer.value, known_at=known_at)), answer.snapshot)
+    return ReadResult(payload_of(body_of(answer.value, known_at=known_at)), answer.snapshot)
 
 
 def _sort_value(state: RelationState, sort: RelationSort) -> float | str:
@@ -170,11 +170,16 @@ def _after(value: float | str, partner: str, cursor: tuple[float | str, str], de
     cv, cp = cursor
     if value == cv:
         return partner > cp
-    return value < cv if desc else value > cv  # type: ignore[operator]
+    if isinstance(value, str) and isinstance(cv, str):
+        return value < cv if desc else value > cv
+    if not isinstance(value, str) and not isinstance(cv, str):
+        return value < cv if desc else value > cv
+    # a text where the sort has numbers, or the reverse: not a cursor of this sort
+    raise invalid("cursor", "the cursor belongs to another sort order", "cursor")
 
 
 async def relations_of(
-    reader: ReadModelReader,
+    reader: RelationReads,
     country: str,
     *,
     today: date,
@@ -182,7 +187,7 @@ async def relations_of(
     descending: bool,
     cursor: str | None,
     limit: int,
-) -> Reading[Page[RelationState]]:
+) -> ReadResult[Page[RelationState]]:
     """Every pair that includes `country`, ordered by `sort` (ties by partner code).
 
     Costs one relation read per partner (pipelined in one round trip), then a sort.
@@ -211,7 +216,7 @@ async def relations_of(
         keyed = [k for k in keyed if _after(k[0], k[1], start, descending)]
     page = [state for _, _, state in keyed[:limit]]
     snapshot = partners.snapshot.later(ledgers.snapshot)
-    return Reading(Page(page, len(keyed) > limit), snapshot)
+    return ReadResult(Page(page, len(keyed) > limit), snapshot)
 
 
 def next_cursor(

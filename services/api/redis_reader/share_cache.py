@@ -7,8 +7,8 @@ the other partitions do: a read checks each partition's offset and fetches and d
 again only the shares whose partition moved. Writes to one partition never invalidate the
 others' shares.
 
-This is what keeps `as_of` cheap on a long history: the per-day buckets of a pair with
-100,000 events are decoded once, not on every request.
+This is what keeps `as_of` cheap on a long history: the per-day buckets of a pair with a
+long history are decoded once, not on every request.
 
 The two contacts that matter on a reference day (the latest that started before it, the
 earliest from it on) are a function of the share's contacts and the day, so they too hold
@@ -23,19 +23,18 @@ first out.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from cachetools import LRUCache
+
 from chancery.domain import PairLedger
+
+from .relation_scripts import Contacts
 
 DEFAULT_MAX_ENTRIES = 300_000
 CONTACT_DAYS_KEPT = 8
 """Reference days whose two contacts are kept per share ("today" and a few as_of days)."""
-
-Contacts = tuple[bytes, ...]
-"""Contact members, as the contacts sorted set holds them: the last before the day's bound,
-then the first from it on (either may be missing)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,9 @@ class CachedShare:
     contacts: dict[str, Contacts] = field(default_factory=dict)  # day bound -> members
 
     def keep_contacts(self, bound: str, members: Contacts) -> None:
-        """The contacts on `bound`, read at this share's offset."""
+        """The contacts on `bound`, read at this share's offset. The first day kept is the
+        first let go: a plain dict, not a cache object, since there is one per share held
+        and the hot read looks a day up in it for every partition."""
         if bound not in self.contacts and len(self.contacts) >= CONTACT_DAYS_KEPT:
             del self.contacts[next(iter(self.contacts))]
         self.contacts[bound] = members
@@ -58,29 +59,19 @@ def size_of(share: PairLedger) -> int:
 
 class ShareCache:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._max = max_entries
-        self._held: OrderedDict[Hashable, CachedShare] = OrderedDict()
-        self._total = 0
+        self._held: LRUCache[Hashable, CachedShare] = LRUCache(
+            max_entries, getsizeof=lambda cached: cached.size
+        )
 
     def get(self, key: Hashable) -> CachedShare | None:
-        cached = self._held.get(key)
-        if cached is not None:
-            self._held.move_to_end(key)
-        return cached
+        return self._held.get(key)
 
     def put(self, key: Hashable, applied: int | None, share: PairLedger) -> CachedShare:
         """Hold `share`, read at offset `applied`; the entry (held or, if too large, not)."""
-        old = self._held.pop(key, None)
-        if old is not None:
-            self._total -= old.size
+        self._held.pop(key, None)
         cached = CachedShare(applied, share, size_of(share))
-        if cached.size > self._max:
-            return cached
-        self._held[key] = cached
-        self._total += cached.size
-        while self._total > self._max:
-            _, evicted = self._held.popitem(last=False)
-            self._total -= evicted.size
+        if cached.size <= self._held.maxsize:
+            self._held[key] = cached
         return cached
 
     def __len__(self) -> int:

@@ -18,7 +18,7 @@ from chancery.positions import Position
 
 from . import cursors
 from .params import invalid
-from .reader import Page, Reading, ReadModelReader, StoredEvent, TimelineEntry, TimelineQuery
+from .reader import Page, ReadResult, StoredEvent, TimelineEntry, TimelineQuery, TimelineReads
 
 
 class LoggedEvent(BaseModel):
@@ -63,7 +63,7 @@ def encode_cursor(page: Page[TimelineEntry], query_id: str) -> str | None:
     return cursors.encode("timeline", q=query_id, m=page.items[-1].member)
 
 
-async def timeline(reader: ReadModelReader, query: TimelineQuery) -> Reading[Page[TimelineEntry]]:
+async def timeline(reader: TimelineReads, query: TimelineQuery) -> ReadResult[Page[TimelineEntry]]:
     return await reader.timeline(query)
 
 

@@ -18,7 +18,7 @@ from chancery.domain import Itinerary, LegStatus, Trip, TripStatus, fold_itinera
 
 from . import cursors
 from .params import invalid
-from .reader import Direction, Page, Reading, ReadModelReader, VisitEntry, VisitQuery
+from .reader import Direction, Page, PeopleReads, ReadResult, VisitEntry, VisitQuery
 
 
 class ItineraryBody(BaseModel):
@@ -103,15 +103,15 @@ def _latest_traveller(trips: list[Trip]) -> Person | None:
 
 
 async def itinerary(
-    reader: ReadModelReader,
+    reader: PeopleReads,
     person_id: str,
     *,
     as_of: date | None = None,
     known_at: datetime | None = None,
-) -> Reading[Itinerary]:
+) -> ReadResult[Itinerary]:
     if as_of is None and known_at is None:
         now = await reader.trips(person_id)
-        return Reading(
+        return ReadResult(
             Itinerary(
                 person_id=person_id,
                 person=_latest_traveller(now.value),
@@ -121,7 +121,7 @@ async def itinerary(
         )
     history = await reader.trip_history(person_id, known_at)
     folded = fold_itinerary(person_id, history.value, as_of=as_of, known_at=known_at)
-    return Reading(folded, history.snapshot)
+    return ReadResult(folded, history.snapshot)
 
 
 def itinerary_body(
@@ -158,7 +158,7 @@ def _visit_body(entry: VisitEntry) -> VisitBody | None:
 
 
 async def visits(
-    reader: ReadModelReader,
+    reader: PeopleReads,
     country: str,
     *,
     start: date | None,
@@ -167,7 +167,7 @@ async def visits(
     status: frozenset[str] | None,
     cursor: str | None,
     limit: int,
-) -> Reading[tuple[list[VisitBody], str | None]]:
+) -> ReadResult[tuple[list[VisitBody], str | None]]:
     """A page of visits, filtered by leg status, and the cursor of the next page.
 
     Reads index pages until `limit` visits pass the status filter or the index ends.
@@ -180,7 +180,7 @@ async def visits(
             raise invalid("cursor", "the cursor belongs to another query", "cursor")
         after = cursors.text_field(fields, "m")
     items: list[VisitBody] = []
-    reading: Reading[Page[VisitEntry]] | None = None
+    reading: ReadResult[Page[VisitEntry]] | None = None
     last: str | None = None
     more = True
     while more and len(items) < limit:
@@ -188,7 +188,7 @@ async def visits(
             VisitQuery(country, limit, start=start, end=end, direction=direction, after=after)
         )
         snapshot = page.snapshot if reading is None else reading.snapshot.later(page.snapshot)
-        reading = Reading(page.value, snapshot)
+        reading = ReadResult(page.value, snapshot)
         more = page.value.more
         for n, entry in enumerate(page.value.items):
             body = _visit_body(entry)
@@ -203,7 +203,7 @@ async def visits(
             break
     assert reading is not None
     cursor_out = cursors.encode("visits", q=query_id, m=last) if more and last else None
-    return Reading((items, cursor_out), reading.snapshot)
+    return ReadResult((items, cursor_out), reading.snapshot)
 
 
 def _appointment(event: EnvoyAppointed) -> AppointmentBody:
@@ -218,7 +218,7 @@ def _appointment(event: EnvoyAppointed) -> AppointmentBody:
     )
 
 
-async def person(reader: ReadModelReader, person_id: str) -> Reading[PersonBody | None]:
+async def person(reader: PeopleReads, person_id: str) -> ReadResult[PersonBody | None]:
     reading = await reader.person(person_id)
     record = reading.value
     appointments = sorted(
@@ -226,7 +226,7 @@ async def person(reader: ReadModelReader, person_id: str) -> Reading[PersonBody 
         key=lambda e: (e.data.occurred.sort_key(), e.source, e.id),
     )
     if not appointments and not record.trips:
-        return Reading(None, reading.snapshot)
+        return ReadResult(None, reading.snapshot)
     who = _latest_traveller(record.trips)
     if who is None and appointments:
         who = appointments[-1].data.person
@@ -245,4 +245,4 @@ async def person(reader: ReadModelReader, person_id: str) -> Reading[PersonBody 
             for t in record.trips
         ],
     )
-    return Reading(body, reading.snapshot)
+    return ReadResult(body, reading.snapshot)
