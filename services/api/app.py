@@ -34,7 +34,7 @@ from .principals import VerifiedPrincipals
 from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
-from .routes import events, operations, people, relations, stream, timelines
+from .routes import events, history, operations, people, relations, stream, timelines
 from .stream import StreamSlots
 
 RETRY_AFTER_S = 5
@@ -168,6 +168,6 @@ def create_app(
 
     for unreachable in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(unreachable, on_redis_down)
-    for module in (relations, timelines, people, events, stream, operations):
+    for module in (relations, history, timelines, people, events, stream, operations):
         app.include_router(module.router)
     return app
