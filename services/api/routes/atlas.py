@@ -287,7 +287,7 @@ async def _form(request: Request) -> dict[str, str]:
                 413, "Content Too Large", f"a sign-in form is at most {MAX_FORM_BYTES} bytes"
             )
     try:
-        fields = parse_qs(body.decode("utf-8"), max_num_fields=10, strict_parsing=False)
+        fields = parse_qs(body.decode("ascii"), max_num_fields=10, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise Problem(400, "Bad Request", "the form is not valid urlencoded UTF-8") from None
     return {name: values[0] for name, values in fields.items() if values}
