@@ -27,8 +27,10 @@ CONTENT_SECURITY_POLICY = (
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    # The sign-in link carries a key in its query: no page may pass its address on.
-    "Referrer-Policy": "no-referrer",
+    # No address leaves the site in a Referer (the sign-in link's, which carries a key, is
+    # answered by a redirect with no-referrer); same-origin requests keep theirs, and so their
+    # Origin, which the sign-in form's check reads.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
@@ -85,6 +87,7 @@ def _codings(header: str | None) -> set[str]:
 class Build:
     shell: bytes
     stylesheet: str | None  # its URL path, for the sign-in page
+    icon: str | None  # likewise
     assets: dict[str, Asset]
 
 
@@ -129,8 +132,12 @@ def _read(root: Path, manifest: Path) -> Build | None:
             if encoded.is_file():
                 forms[coding] = encoded.read_bytes()
         assets[path.name] = Asset(media_type, forms)
-    css = names.get("css") if isinstance(names, dict) else None
-    return Build(shell, f"/atlas/{css}" if isinstance(css, str) else None, assets)
+
+    def url(name: str) -> str | None:
+        value = names.get(name) if isinstance(names, dict) else None
+        return f"/atlas/{value}" if isinstance(value, str) else None
+
+    return Build(shell, url("css"), url("icon"), assets)
 
 
 NOT_BUILT = """<!doctype html>
@@ -152,6 +159,7 @@ LOGIN = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Chancery Atlas</title>
+<link rel="icon" href="{icon}">
 {stylesheet}
 </head>
 <body class="login-page">
@@ -175,8 +183,11 @@ LOGIN = """<!doctype html>
 """
 
 
-def login_page(*, stylesheet: str | None, next_path: str, message: str | None) -> bytes:
+def login_page(
+    *, stylesheet: str | None, icon: str | None, next_path: str, message: str | None
+) -> bytes:
     return LOGIN.format(
+        icon=html.escape(icon or "data:,"),
         stylesheet=f'<link rel="stylesheet" href="{html.escape(stylesheet)}">'
         if stylesheet
         else "",

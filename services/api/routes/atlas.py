@@ -233,6 +233,7 @@ def _login_response(
     build = _atlas(ctx).current()
     page = login_page(
         stylesheet=build.stylesheet if build is not None else None,
+        icon=build.icon if build is not None else None,
         next_path=next_path,
         message=message,
     )
@@ -241,13 +242,13 @@ def _login_response(
 
 def _same_origin(request: Request) -> None:
     """A form post from a page of this origin, or from a client that is no browser (which
-    sends no Origin and carries no one's cookies): nothing else may sign in or out."""
+    sends neither header and carries no one's cookies): nothing else may sign in or out.
+    Browsers say where a request comes from in Sec-Fetch-Site; older ones only in Origin."""
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if (site is not None and site not in {"same-origin", "none"}) or (
-        origin is not None and origin != expected
-    ):
+    allowed = site in {"same-origin", "none"} if site is not None else origin in {None, expected}
+    if not allowed:
         raise Problem(403, "Forbidden", "signing in or out is only possible from this site")
 
 
@@ -394,3 +395,16 @@ async def session(request: Request) -> JSONResponse:
                 kind=principal.kind,
             )
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{path:path}", include_in_schema=False)
+async def elsewhere(request: Request, path: str) -> Response:
+    """Any other address a browser asks for: the shell, with 404, so the page can say that
+    nothing is there. Every other client (and every /v1 path) gets the API's own 404."""
+    accept = request.headers.get("accept", "")
+    if path.startswith(("v1/", "atlas/")) or "text/html" not in accept:
+        raise Problem(404, "Not Found", "Not Found")
+    response = _page(request, None)
+    if response.status_code == 200:
+        response.status_code = 404
+    return response

@@ -63,7 +63,7 @@ async def test_every_page_path_answers_the_shell_with_strict_headers(
             assert response.headers["content-type"].startswith("text/html")
             assert "script-src 'self'" in response.headers["content-security-policy"]
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-            assert response.headers["referrer-policy"] == "no-referrer"
+            assert response.headers["referrer-policy"] == "same-origin"
 
 
 async def test_without_a_build_every_page_says_how_to_make_one(
@@ -318,6 +318,7 @@ async def test_the_form_signs_in_and_goes_on(api: ApiFactory, build: Path, keys:
         (b"key=WRITE", {}, 403, b"events:read"),
         (b"key=READ", {"Origin": "https://elsewhere.example"}, 403, b"this site"),
         (b"key=READ", {"Sec-Fetch-Site": "cross-site"}, 403, b"this site"),
+        (b"key=READ", {"Origin": "null"}, 403, b"this site"),
         (b"key=READ", {"Content-Type": "application/json"}, 415, b"urlencoded"),
         (b"key=" + b"x" * 9000, {}, 413, b"at most"),
         (b"key=%ff%fe", {}, 400, b"UTF-8"),
