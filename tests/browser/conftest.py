@@ -24,7 +24,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    async_playwright,
+)
 
 from services.cli.local import free_ports
 from tests.e2e import conftest as e2e
@@ -42,10 +48,10 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP = ViewportSize(width=1280, height=800)
 
 stack = e2e.stack  # the end-to-end suite's fixture: the real stack, one per module
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
