@@ -316,6 +316,7 @@ async def _form(request: Request) -> dict[str, str]:
     },
     responses={
         303: {"description": "Signed in (Set-Cookie: the session), sent on to `next`."},
+        400: {"description": "The form is not urlencoded ASCII."},
         401: _html("The key is not valid: the sign-in page again, saying so."),
         403: _html("The key cannot read events, or the form came from another site."),
         413: {"description": "The form is too large."},
