@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from chancery.positions import Position
 from services.cli.seeds import load_seeds
@@ -92,6 +92,16 @@ def _wait_applied(s: Stack, timeout_s: float = 300) -> int:
     raise RuntimeError("the projector did not catch up with the imports")
 
 
+async def _until(page: Page, expression: str, timeout_s: float = 30) -> None:
+    """Poll `expression` in the page (wait_for_function evaluates a string, which the page's
+    Content-Security-Policy forbids; page.evaluate goes through the debugger and may)."""
+    deadline = time.monotonic() + timeout_s
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the page never had {expression}")
+        await asyncio.sleep(0.005)
+
+
 def _session_cookie(s: Stack) -> dict[str, Any]:
     response = httpx.get(f"{s.api_url}/", params={"token": s.read_key}, timeout=10)
     name, value = response.headers["set-cookie"].split(";")[0].split("=", 1)
@@ -105,9 +115,7 @@ async def _first_load(browser: Browser, s: Stack, cookie: dict[str, Any]) -> tup
         await context.add_cookies([cookie])  # type: ignore[list-item]
         page = await context.new_page()
         await page.goto(f"{s.api_url}/")
-        await page.wait_for_function(
-            "performance.getEntriesByName('atlas:interactive').length > 0", timeout=30_000
-        )
+        await _until(page, "performance.getEntriesByName('atlas:interactive').length > 0")
         interactive: float = await page.evaluate(
             "performance.getEntriesByName('atlas:interactive')[0].startTime"
         )
@@ -133,16 +141,14 @@ async def _recolours(
         await context.add_cookies([cookie])  # type: ignore[list-item]
         page = await context.new_page()
         await page.goto(f"{s.api_url}/?country=CHN")
-        await page.wait_for_function("performance.getEntriesByName('atlas:recoloured').length")
+        await _until(page, "performance.getEntriesByName('atlas:recoloured').length > 0")
         box = page.get_by_role("combobox", name="Country")
         totals: list[float] = []
         paints: list[float] = []
         for n, code in enumerate(countries, start=1):
             await box.fill(code)
             await box.press("Enter")
-            await page.wait_for_function(
-                f"performance.getEntriesByName('atlas:recolour').length >= {n}", timeout=30_000
-            )
+            await _until(page, f"performance.getEntriesByName('atlas:recolour').length >= {n}")
             total, paint = await page.evaluate(
                 """() => [performance.getEntriesByName('atlas:recolour').at(-1).duration,
                           performance.getEntriesByName('atlas:paint').at(-1).duration]"""
