@@ -128,6 +128,10 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def find(self, key_id: str) -> StoredKey | None:
+        """The stored key with this id, if any (a session cookie names its key by id)."""
+        return self._by_id.get(key_id)
+
     def verify(self, presented: str, *, now: datetime) -> Principal:
         match = _KEY_SHAPE.match(presented)
         stored = self._by_id.get(match.group(1)) if match else None

@@ -115,3 +115,9 @@ class ApiSettings(CommonSettings, AuthSettings):
     cors_origins: list[str] = Field(default_factory=list)
     page_size_default: int = Field(default=50, ge=1)
     page_size_max: int = Field(default=500, ge=1)
+    # The Atlas, the web page the API serves at /: where its build is (empty: atlas/dist of
+    # the repository), how long a browser's sign-in lasts, and a secret mixed into the
+    # session cookies' signature (without it, a copy of the keys file could forge one).
+    atlas_dir: str = ""
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    session_secret: SecretStr | None = None

@@ -33,7 +33,8 @@ from .principals import VerifiedPrincipals
 from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
-from .routes import events, operations, people, relations, stream, timelines
+from .routes import atlas, events, history, operations, people, relations, stream, timelines
+from .sessions import SessionCookies, with_sessions
 from .stream_slots import StreamSlots
 
 RETRY_AFTER_S = 5
@@ -103,7 +104,9 @@ def create_app(
                 redis_reader = RedisReadModelReader(reads, blocking, topic=settings.topic)
                 await redis_reader.start()
                 chosen = redis_reader
-            chosen_authenticator = authenticator or authenticator_from(settings)
+            chosen_authenticator = with_sessions(
+                authenticator or authenticator_from(settings), settings
+            )
             app.state.ctx = ApiContext(
                 settings=settings,
                 reader=chosen,
@@ -138,6 +141,7 @@ def create_app(
         expose_headers=[*EXPOSED_HEADERS, "X-Correlation-ID"],
         max_age=600,
     )
+    app.add_middleware(SessionCookies)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
@@ -164,6 +168,6 @@ def create_app(
 
     for unreachable in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(unreachable, on_redis_down)
-    for module in (relations, timelines, people, events, stream, operations):
+    for module in (relations, history, timelines, people, events, stream, operations, atlas):
         app.include_router(module.router)
     return app

@@ -41,3 +41,16 @@ def ensure_dev_key(keys_file: Path, dev_key_file: Path) -> str:
     dev_key_file.write_text(key + "\n")
     dev_key_file.chmod(0o600)
     return key
+
+
+def atlas_link(key: str) -> str:
+    """The Atlas's address on the local API; with auth on, a link that signs the browser in
+    with `key` (the API sets a session cookie and drops the token from the address)."""
+    from urllib.parse import urlencode
+
+    from chancery.settings import ApiSettings
+
+    api = ApiSettings()
+    host = "127.0.0.1" if api.host in {"0.0.0.0", "::", ""} else api.host  # noqa: S104
+    base = f"http://{host}:{api.port}/"
+    return f"{base}?{urlencode({'token': key})}" if api.auth_enabled else base

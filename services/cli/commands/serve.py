@@ -33,7 +33,7 @@ def api() -> None:
 @reported
 def up() -> None:
     """Start Kafka, Redis, ingest, projector and API; load the seeds; Ctrl-C stops all."""
-    from services.cli.devkeys import ensure_dev_key
+    from services.cli.devkeys import atlas_link, ensure_dev_key
     from services.cli.local.supervisor import StackError, StackSettings, run_stack
     from services.cli.seeds import load_seeds
 
@@ -46,6 +46,7 @@ def up() -> None:
         except CliError as exc:
             raise StackError(f"loading the seeds: {exc.message}") from None
         typer.echo(f"Loaded {report.events} seed events from {report.files} file(s)")
+        typer.echo(f"The Atlas (this link signs the browser in): {atlas_link(key)}")
 
     typer.echo(f"Development API key (every scope), also in {cli_settings.DEV_KEY_FILE}:\n  {key}")
     raise typer.Exit(run_stack(StackSettings(), seed_loader=seed))

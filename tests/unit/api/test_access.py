@@ -107,7 +107,7 @@ async def test_every_endpoint_is_documented_with_an_example(api: ApiFactory) -> 
         for method, op in item.items()
         if path.startswith("/v1/")
     }
-    assert len(operations) == 9
+    assert len(operations) == 12
     for (path, _), op in operations.items():
         content = op["responses"]["200"]["content"]
         (media,) = content.values()
