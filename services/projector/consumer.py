@@ -2,33 +2,18 @@
 
 aiokafka ships no types, so its consumer and its records are `Any` to mypy. `EventLogConsumer`
 names the calls the loop makes (`AIOKafkaConsumer` answers them; a test's twin must too), and
-its fetches come back as `ConsumedRecord`s: the attributes the projector reads of aiokafka's
-`ConsumerRecord`. Past this edge, nothing handles an untyped record.
+its fetches come back as `ConsumedRecord`s (services/platform/kafka.py, shared with the dead
+letter replay): the attributes read of aiokafka's `ConsumerRecord`. Past this edge, nothing
+handles an untyped record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-
-class ConsumedRecord(Protocol):
-    """A record as the consumer hands it over (a decoded `LogRecord` is one too)."""
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
-
+from services.platform.kafka import ConsumedRecord
 
 Fetched = dict[TopicPartition, list[ConsumedRecord]]
 """A fetch: each partition's records, in offset order."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from chancery.contract import decode_event
+from services.platform.kafka import ConsumedRecord
 
-from .consumer import ConsumedRecord, EventLogConsumer, Fetched
+from .consumer import EventLogConsumer, Fetched
 from .ownership import OwnedPartition, Ownership
 from .poison import PoisonParking, reason_of
 from .records import LogRecord

@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from .consumer import ConsumedRecord
+from services.platform.kafka import ConsumedRecord
+
 from .deadletters import DeadLetters, Poison
 from .metrics import ProjectorMetrics
 
