@@ -31,9 +31,14 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
+from chancery.settings import (
+    ApiSettings,
+    ChancerySettings,
+    CommonSettings,
+    IngestSettings,
+    ProjectorSettings,
+)
 
 from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
 from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
@@ -55,10 +60,8 @@ LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 CHILD_STOP_TIMEOUT_S = 15.0
 
 
-class StackSettings(BaseSettings):
-    """What only `chancery up` needs, from CHANCERY_* variables."""
-
-    model_config = SettingsConfigDict(env_prefix="CHANCERY_", extra="ignore", frozen=True)
+class StackSettings(ChancerySettings):
+    """What only `chancery up` needs, from CHANCERY_* variables (or `.env`)."""
 
     # Kafka, Redis, logs and pid files of the local stack (git-ignored).
     state_dir: Path = Path(".chancery")
