@@ -73,7 +73,7 @@ def test_status_shows_every_part_down_and_exits_1(env: dict[str, str], closed: i
     code, out, err = run(["status"], env)
     assert code == 1
     for part in ("ingest", "API", "projector", "Kafka", "Redis"):
-        assert re.search(rf"^\s*{part}\s+\S*{closed}\S*\s+DOWN", out, re.MULTILINE), out
+        assert re.search(rf"^\s*{part}\s+DOWN\s+\S*{closed}\S*", out, re.MULTILINE), out
     assert err.strip().splitlines() == [
         f"chancery: 5 part(s) down: ingest (http://127.0.0.1:{closed}/readyz), "
         f"API (http://127.0.0.1:{closed}/readyz), projector (http://127.0.0.1:{closed}/status), "
