@@ -282,7 +282,7 @@ def status(report: StatusReport) -> list[RenderableType]:
     for check in report.checks:
         state = "[green]ok[/]" if check.ok else "[bold red]DOWN[/]"
         parts.add_row(check.part, state, Text(check.target))
-        parts.add_row("", "", Text(check.detail, style="dim" if check.ok else None))
+        parts.add_row("", "", Text(check.detail, style="dim" if check.ok else ""))
     if not report.partitions:
         return [parts]
     table = Table(box=None, padding=(0, 2), show_edge=False, title_justify="left")
