@@ -167,3 +167,19 @@ def test_import_writes_the_skipped_rows_when_asked(env: dict[str, str], tmp_path
     )
     assert line.isdigit()
     assert detail
+
+
+def test_keys_dev_makes_the_development_key_once(env: dict[str, str], tmp_path: Path) -> None:
+    """What compose's one-shot `dev-key` runs: a key with every scope, kept and reused."""
+    from chancery.auth import ALL_SCOPES, KeyRing, utcnow
+
+    env = {**env, "CHANCERY_KEY_FILE": str(tmp_path / "keys" / "dev-key")}
+    code, first, err = run(["keys", "dev"], env)
+    assert code == 0, err
+    key = first.strip()
+    assert (tmp_path / "keys" / "dev-key").read_text().strip() == key
+    assert (tmp_path / "keys" / "dev-key").stat().st_mode & 0o777 == 0o600
+    principal = KeyRing.load(tmp_path / "keys.json").verify(key, now=utcnow())
+    assert principal.scopes == {scope.value for scope in ALL_SCOPES}
+    code, again, _ = run(["keys", "dev"], env)
+    assert (code, again.strip()) == (0, key)
