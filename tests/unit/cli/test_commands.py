@@ -98,6 +98,24 @@ def test_flags_win_over_the_environment(env: dict[str, str]) -> None:
     assert f"API is not reachable at http://127.0.0.1:{other}" in err
 
 
+@pytest.mark.parametrize(
+    "command", [["rebuild"], ["status"], ["dlq", "replay", "--dry-run"]], ids=" ".join
+)
+def test_kafka_and_redis_flags_win_over_the_environment(
+    env: dict[str, str], command: list[str]
+) -> None:
+    """docs/cli.md: `--kafka` for status, rebuild and dlq replay; `--redis-url` for the
+    first two."""
+    other = free_port()
+    flags = ["--kafka", f"127.0.0.1:{other}"]
+    if command[0] != "dlq":
+        flags += ["--redis-url", f"redis://127.0.0.1:{other}/0"]
+    code, _, err = run([*command, *flags], env)
+    assert code == 1
+    assert f"127.0.0.1:{other}" in err
+    assert f"127.0.0.1:{env['CHANCERY_KAFKA_BOOTSTRAP_SERVERS'].rsplit(':')[-1]})" not in err
+
+
 def test_a_missing_key_file_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
     del env["CHANCERY_KEY"]
     code, _, err = run(["relation", "CHN", "USA", "--key-file", str(tmp_path / "nope")], env)
