@@ -156,7 +156,7 @@ def cli_summary() -> str:
 README_CHECKS: list[tuple[str, Check]] = [
     ("source .venv/bin/activate", setup_block),
     ('ANSWER=$(curl -s -X POST "$INGEST/v1/events"', push_block),
-    ('curl -s -H "$AUTH" "$API/v1/relations/usa/chn?min_position=$POSITION"', relations_block),
+    ('curl -s -H "$AUTH" "$API/v1/relations/usa/chn?', relations_block),
     ('curl -s -H "$AUTH" "$API/v1/itineraries/li-hui"', itinerary_block),
     ('curl -N -H "$AUTH" "$API/v1/stream?country=CHN&after=chancery.events@"', stream_block),
     ("chancery relation CHN USA", cli_block),
