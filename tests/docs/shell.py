@@ -82,6 +82,10 @@ def curl_with_status(folder: Path) -> Path:
     return folder
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ShellSession:
     """One bash, fed block after block; what it prints is read by two threads."""
 
@@ -97,6 +101,10 @@ class ShellSession:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # A terminal's shell runs commands with SIGINT at its default, so Ctrl-C stops
+            # them; a test run in the background inherits it ignored (and bash cannot undo
+            # that), so the session starts from the default.
+            preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal call, nothing else
         )
         self._out: queue.Queue[str] = queue.Queue()
         self._err: queue.Queue[str] = queue.Queue()
