@@ -14,9 +14,15 @@ COPY chancery ./chancery
 COPY services ./services
 RUN uv sync --frozen --no-dev --no-editable
 
-FROM python:3.11-slim-bookworm
-RUN useradd --system --uid 10001 --home-dir /app chancery
+FROM python:3.11-slim-bookworm AS runtime
+# /var/lib/chancery holds the API keys (docker-compose.yml mounts the `keys` volume there):
+# owned by the user the services run as, so that a new volume is too, and the key files its
+# services write (0600) are theirs to read.
+RUN useradd --system --uid 10001 --home-dir /app chancery \
+    && install -d -o chancery -g chancery -m 0700 /var/lib/chancery
 COPY --from=build /app/.venv /app/.venv
+# `chancery load seeds` reads seeds/ from the working directory.
+COPY seeds /app/seeds
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

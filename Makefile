@@ -4,11 +4,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-UV := UV_PYTHON_DOWNLOADS=never $(PYTHON) -m uv
+# uv: the machine's (`python3 -m uv`), else one that pip installs into the user's cache with
+# --target, which works where the system Python is externally managed (PEP 668: Debian 12,
+# Ubuntu 24.04) and `pip install --user` is refused.
+UV_DIR := $(HOME)/.cache/chancery/uv
+UV := UV_PYTHON_DOWNLOADS=never PYTHONPATH=$(UV_DIR) $(PYTHON) -m uv
+UV_VERSION := uv>=0.9,<0.10
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv servers browser atlas run stop test reliability bench lint clean distclean
+.PHONY: help uv venv servers browser atlas run stop test reliability bench lint clean distclean
 
 help:
 	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
@@ -20,10 +25,14 @@ help:
 	@echo "make bench  the benchmarks;  make stop  stop what a killed 'make run' left"
 	@echo "make clean  remove local state and caches (not .venv: make distclean)"
 
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --target $(UV_DIR) '$(UV_VERSION)'
+	@$(UV) --version
+
 # The environment, from the lock file: .venv/ is (re)made when pyproject.toml or uv.lock change.
 venv: $(BIN)/.synced
 $(BIN)/.synced: pyproject.toml uv.lock
-	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet 'uv>=0.9,<0.10'
+	@$(MAKE) --no-print-directory uv
 	$(UV) sync --frozen
 	touch $@
 

@@ -1,8 +1,12 @@
 """Typed settings for every Chancery process, read from `CHANCERY_*` environment variables.
 
 One class per service; the connection settings they share live in `CommonSettings`, so a
-variable means the same thing in every process. `.env.example` lists every variable, and a
-test checks that it and docker-compose.yml stay in step with these classes.
+variable means the same thing in every process. Each setting answers to exactly one
+variable: `CHANCERY_` and its field name, or the one name its `validation_alias` gives
+(`CHANCERY_PROJECTOR_BATCH_EVENTS` for the projector's `max_batch_events`, never ingest's
+`CHANCERY_MAX_BATCH_EVENTS`). A `.env` file in the working directory is read too; a variable
+in the environment wins over it. `.env.example` lists every variable, and tests check that
+it and docker-compose.yml stay in step with these classes.
 """
 
 from __future__ import annotations
@@ -11,17 +15,60 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+ENV_FILE = ".env"
 
-class CommonSettings(BaseSettings):
-    """Where the log and the read models are, shared by all services."""
+
+def _by_variable_only(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsSource:
+    """The source, reading an aliased field from its alias alone.
+
+    `validate_by_name` lets code and tests build settings by field name
+    (`ProjectorSettings(max_batch_events=200)`), but pydantic-settings then also reads the
+    environment by prefix + field name, so the projector's `max_batch_events` would answer
+    to ingest's CHANCERY_MAX_BATCH_EVENTS and `host` to CHANCERY_HOST. The environment and
+    `.env` sources get the config without it.
+    """
+    source.config = {**source.config, "validate_by_name": False}
+    return source
+
+
+class ChancerySettings(BaseSettings):
+    """The base of every settings class: `CHANCERY_*` variables, then `.env`, then defaults."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
+        env_prefix="CHANCERY_",
+        env_file=ENV_FILE,
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            _by_variable_only(env_settings),
+            _by_variable_only(dotenv_settings),
+            file_secret_settings,
+        )
+
+
+class CommonSettings(ChancerySettings):
+    """Where the log and the read models are, shared by all services."""
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "chancery.events"
@@ -56,12 +103,8 @@ class CommonSettings(BaseSettings):
         return self
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(ChancerySettings):
     """Credentials for the HTTP services. Keys are stored hashed (see chancery.auth)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
-    )
 
     auth_enabled: bool = True
     # A JSON file of hashed API keys, as written by `chancery keys create`.

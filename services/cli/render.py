@@ -269,15 +269,20 @@ def import_summary(report: ImportReport) -> str:
 
 
 def status(report: StatusReport) -> list[RenderableType]:
-    """`chancery status`: each part's state, then per partition the log end, applied, lag."""
-    parts = Table(box=None, padding=(0, 2), show_edge=False)
-    parts.add_column("part", no_wrap=True)
-    parts.add_column("where", no_wrap=True)
-    parts.add_column("state", no_wrap=True)
-    parts.add_column("detail", overflow="fold")
+    """`chancery status`: each part's state, then per partition the log end, applied, lag.
+
+    Each part takes two lines, its name, state and address, then what it said beneath the
+    address, so the text has the width of the terminal less two short columns and wraps
+    between words: readable in 80 columns.
+    """
+    parts = Table.grid(padding=(0, 2))
+    parts.add_column(no_wrap=True)
+    parts.add_column(no_wrap=True)
+    parts.add_column(overflow="fold")
     for check in report.checks:
         state = "[green]ok[/]" if check.ok else "[bold red]DOWN[/]"
-        parts.add_row(check.part, check.target, state, check.detail)
+        parts.add_row(check.part, state, Text(check.target))
+        parts.add_row("", "", Text(check.detail, style="dim" if check.ok else ""))
     if not report.partitions:
         return [parts]
     table = Table(box=None, padding=(0, 2), show_edge=False, title_justify="left")

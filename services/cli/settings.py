@@ -20,19 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chancery.settings import ApiSettings, IngestSettings, ProjectorSettings
+from chancery.settings import ApiSettings, ChancerySettings, IngestSettings, ProjectorSettings
 
 from .errors import CliError
 
 DEV_KEY_FILE = Path(".chancery/dev-key")
 
 
-class CliSettings(BaseSettings):
-    """What only the `chancery` command reads, from CHANCERY_* variables."""
-
-    model_config = SettingsConfigDict(env_prefix="CHANCERY_", extra="ignore", frozen=True)
+class CliSettings(ChancerySettings):
+    """What only the `chancery` command reads, from CHANCERY_* variables (or `.env`)."""
 
     ingest_url: str | None = None
     api_url: str | None = None

@@ -1,8 +1,9 @@
 """`chancery up`'s supervisor, run for real: Kafka, Redis and three stand-in services that
-answer /healthz; then SIGINT, after which none of its processes may remain."""
+answer /healthz; then SIGINT, or SIGKILL, after which none of its processes may remain."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ import httpx
 import pytest
 import redis
 
-from services.cli.local import free_ports
+from services.cli.local import free_ports, port_is_free
+from services.cli.local.supervisor import StackSettings, explain_taken_ports, run_stack
+from services.cli.local.tether import PID_FILE as WATCHDOG_PID_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +72,14 @@ def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         "CHANCERY_API_PORT": str(api),
         "CHANCERY_PROJECTOR_PORT": str(projector),
     }
-    ports = {"redis": redis_port, "ingest": ingest, "api": api, "projector": projector}
+    ports = {
+        "kafka": kafka,
+        "kafka controller": controller,
+        "redis": redis_port,
+        "ingest": ingest,
+        "api": api,
+        "projector": projector,
+    }
     return env, ports
 
 
@@ -78,6 +88,14 @@ def _pids(state: Path) -> list[int]:
     pids += [int((state / "kafka" / "kafka.pid").read_text())]
     pids += [int((state / "redis" / "redis.pid").read_text())]
     return pids
+
+
+def _services(state: Path) -> list[int]:
+    return [int(p.read_text().split()[0]) for p in (state / "run").glob("*.pid")]
+
+
+def _watchdog(state: Path) -> int:
+    return int((state / WATCHDOG_PID_FILE).read_text())
 
 
 def _start_up(env: dict[str, str], seeded: Path) -> tuple[subprocess.Popen[str], str]:
@@ -127,6 +145,8 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
         pids = _pids(state)
         assert len(pids) == 5
         assert all(_alive(pid) for pid in pids)
+        watchdog = _watchdog(state)
+        assert _alive(watchdog)
 
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=90)
@@ -138,19 +158,59 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
     assert "Stopped." in rest
     assert [pid for pid in pids if _alive(pid)] == []
     assert list((state / "run").glob("*.pid")) == []
+    assert not _alive(watchdog), "released by a supervisor that stopped everything itself"
+    assert not (state / WATCHDOG_PID_FILE).exists()
 
 
-def test_stop_cleans_up_after_a_killed_supervisor(tmp_path: Path) -> None:
-    """`make stop`: a supervisor killed with SIGKILL leaves five processes; stop ends them."""
-    env, _ = _stack_env(tmp_path)
+def test_a_supervisor_killed_outright_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGKILL, as the OOM killer or `kill -9` would: within 10 s no process of the stack is
+    left (services by PR_SET_PDEATHSIG, Kafka and Redis by the watchdog) and every port is
+    free again."""
+    env, ports = _stack_env(tmp_path)
     up, output = _start_up(env, tmp_path / "seeded.json")
+    state = tmp_path / "state"
     try:
         assert "Chancery is up" in output, output
-        pids = _pids(tmp_path / "state")
+        pids = [*_pids(state), _watchdog(state)]
+        assert all(_alive(pid) for pid in pids)
+        assert not any(port_is_free(port) for port in ports.values())
     finally:
         up.kill()
         up.wait()
-    assert all(_alive(pid) for pid in pids)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [pid for pid in pids if _alive(pid)]
+        taken = {name: port for name, port in ports.items() if not port_is_free(port)}
+        if not left and not taken:
+            break
+        time.sleep(0.1)
+    assert left == [], (state / "logs" / "watchdog.log").read_text()
+    assert taken == {}
+    assert list((state / "run").glob("*.pid")) == []
+
+
+def test_stop_cleans_up_after_a_killed_supervisor_and_watchdog(tmp_path: Path) -> None:
+    """`make stop`: with the watchdog killed too (a machine-wide kill), the services still
+    end with the supervisor, Kafka and Redis are left, and stop ends them."""
+    env, _ = _stack_env(tmp_path)
+    up, output = _start_up(env, tmp_path / "seeded.json")
+    state = tmp_path / "state"
+    try:
+        assert "Chancery is up" in output, output
+        services = _services(state)
+        pids = _pids(state)
+        os.kill(_watchdog(state), signal.SIGKILL)
+    finally:
+        up.kill()
+        up.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in services) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in services if _alive(pid)] == []
+    servers = [pid for pid in pids if pid not in services]
+    assert len(servers) == 2
+    assert all(_alive(pid) for pid in servers)
 
     stop = subprocess.run(
         [sys.executable, "-m", "services.cli.local", "stop"],
@@ -163,3 +223,53 @@ def test_stop_cleans_up_after_a_killed_supervisor(tmp_path: Path) -> None:
 
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+def test_a_redis_it_did_not_start_is_named_and_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installing Debian's redis-server starts the system's own on 6379: `chancery up` says
+    so and how to get past it, instead of suggesting `make stop`, which cannot help."""
+    env, ports = _stack_env(tmp_path)
+    for name, value in env.items():
+        if name.startswith("CHANCERY_"):
+            monkeypatch.setenv(name, value)
+    foreign = subprocess.Popen(
+        ["redis-server", "--port", str(ports["redis"]), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while port_is_free(ports["redis"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out = io.StringIO()
+        code = run_stack(StackSettings(), out=out)
+    finally:
+        foreign.terminate()
+        foreign.wait()
+    text = out.getvalue()
+    assert code == 1
+    assert f"ports in use: redis {ports['redis']}." in text
+    redis_port = ports["redis"]
+    assert f"A Redis server that this checkout did not start answers on port {redis_port}" in text
+    assert "CHANCERY_REDIS_URL=redis://127.0.0.1:6380/0 make run" in text
+    assert "make stop" not in text
+    assert not (tmp_path / "state" / "kafka").exists(), "nothing was started"
+
+
+def test_a_port_held_by_a_previous_run_points_to_make_stop(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (state / "run" / "api.pid").write_text(f"{sleeper.pid} 1\n")
+        lines = explain_taken_ports({"api": 8002}, state)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert any("`make stop` stops them" in line for line in lines)
+    assert explain_taken_ports({"api": 8002}, state) == [
+        "Port 8002 (api) is taken by another program (`ss -ltnp 'sport = :8002'` says which): "
+        "stop it, or move api with CHANCERY_API_PORT."
+    ]

@@ -28,3 +28,22 @@ def keys_create(
     except OSError as exc:
         raise CliError(f"cannot write the keys file {keys_file}: {exc.strerror}") from None
     typer.echo(key)
+
+
+@app.command("dev")
+@reported
+def keys_dev() -> None:
+    """The development key, with every scope: made once, then reused while it is valid.
+
+    Written to CHANCERY_KEY_FILE (.chancery/dev-key), where the other commands find it, and
+    its digest to CHANCERY_API_KEYS_FILE; printed. `chancery up` does the same.
+    """
+    from services.cli.devkeys import ensure_dev_key
+    from services.cli.settings import CliSettings
+
+    keys_file = AuthSettings().api_keys_file
+    try:
+        key = ensure_dev_key(keys_file, CliSettings().key_file)
+    except OSError as exc:
+        raise CliError(f"cannot write the development key: {exc}") from None
+    typer.echo(key)

@@ -26,9 +26,15 @@ dlq_app = typer.Typer(
 )
 
 
+RedisUrl = Annotated[str | None, typer.Option(help="Redis URL (env CHANCERY_REDIS_URL).")]
+
+
 @reported
 def rebuild(
     keep_old: Annotated[bool, typer.Option(help="Keep the replaced version's keys.")] = False,
+    *,
+    kafka: KafkaServers = None,
+    redis_url: RedisUrl = None,
 ) -> None:
     """Rebuild every read model from the start of the log into a new version, then switch."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -39,6 +45,8 @@ def rebuild(
     from services.projector.progress import Progress as Done
 
     settings = ProjectorSettings()
+    chosen = {"kafka_bootstrap_servers": kafka, "redis_url": redis_url}
+    settings = settings.model_copy(update={k: v for k, v in chosen.items() if v})
     asyncio.run(reachable(settings.kafka_bootstrap_servers, settings.redis_url, settings.topic))
     configure_logging("WARNING", json=False, service="rebuild")
     with Progress(
@@ -71,9 +79,7 @@ def status(
     api_url: ApiUrl = None,
     projector_url: ProjectorUrl = None,
     kafka: KafkaServers = None,
-    redis_url: Annotated[
-        str | None, typer.Option(help="Redis URL (env CHANCERY_REDIS_URL).")
-    ] = None,
+    redis_url: RedisUrl = None,
 ) -> None:
     """Health of ingest, API, projector, Kafka and Redis, and per partition the lag.
 

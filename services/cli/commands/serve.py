@@ -38,7 +38,8 @@ def up() -> None:
     from services.cli.seeds import load_seeds
 
     auth = AuthSettings()
-    key = ensure_dev_key(auth.api_keys_file, cli_settings.DEV_KEY_FILE)
+    key_file = cli_settings.CliSettings().key_file
+    key = ensure_dev_key(auth.api_keys_file, key_file)
 
     def seed(ingest_url: str) -> None:
         try:
@@ -48,5 +49,5 @@ def up() -> None:
         typer.echo(f"Loaded {report.events} seed events from {report.files} file(s)")
         typer.echo(f"The Atlas (this link signs the browser in): {atlas_link(key)}")
 
-    typer.echo(f"Development API key (every scope), also in {cli_settings.DEV_KEY_FILE}:\n  {key}")
+    typer.echo(f"Development API key (every scope), also in {key_file}:\n  {key}")
     raise typer.Exit(run_stack(StackSettings(), seed_loader=seed))

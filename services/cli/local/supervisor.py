@@ -2,8 +2,9 @@
 
 Starts Kafka and Redis (infra/ scripts, state under .chancery/), creates the topics, starts
 ingest, projector and API as child processes, waits for each /healthz, loads the seeds
-through ingest, prints the URLs, then waits. On SIGINT or SIGTERM, or when a child dies, it
-stops what it started: the services first (newest first), then Redis and Kafka.
+through ingest, prints the URLs, then waits. On SIGINT, SIGTERM or SIGHUP (a closed
+terminal), or when a child dies, it stops what it started: the services first (newest
+first), then Redis and Kafka. Killed outright, it still leaves nothing behind: see tether.py.
 
 Addresses come from the services' own settings, so one variable means one thing everywhere:
 the local broker listens where CHANCERY_KAFKA_BOOTSTRAP_SERVERS points (127.0.0.1:9092),
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,9 +33,14 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
+from chancery.settings import (
+    ApiSettings,
+    ChancerySettings,
+    CommonSettings,
+    IngestSettings,
+    ProjectorSettings,
+)
 
 from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
 from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
@@ -43,6 +50,7 @@ from .ports import port_is_free
 from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
+from .tether import Watchdog, die_with_parent
 from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 log = logging.getLogger(__name__)
@@ -53,12 +61,20 @@ SeedLoader = Callable[[str], None]
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 CHILD_STOP_TIMEOUT_S = 15.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The variable that moves each port of the stack, for the message when one is taken.
+PORT_VARIABLES = {
+    "kafka": "CHANCERY_KAFKA_BOOTSTRAP_SERVERS",
+    "kafka controller": "CHANCERY_KAFKA_CONTROLLER_PORT",
+    "redis": "CHANCERY_REDIS_URL",
+    "ingest": "CHANCERY_INGEST_PORT",
+    "projector": "CHANCERY_PROJECTOR_PORT",
+    "api": "CHANCERY_API_PORT",
+}
 
 
-class StackSettings(BaseSettings):
-    """What only `chancery up` needs, from CHANCERY_* variables."""
-
-    model_config = SettingsConfigDict(env_prefix="CHANCERY_", extra="ignore", frozen=True)
+class StackSettings(ChancerySettings):
+    """What only `chancery up` needs, from CHANCERY_* variables (or `.env`)."""
 
     # Kafka, Redis, logs and pid files of the local stack (git-ignored).
     state_dir: Path = Path(".chancery")
@@ -78,6 +94,7 @@ class ServiceSpec:
     command: Sequence[str]
     health_url: str
     docs_url: str | None = None
+    """What `chancery up` prints for it: its OpenAPI docs, or the projector's /status."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,12 @@ def plan_stack(
             ServiceSpec(
                 "ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"
             ),
-            ServiceSpec("projector", commands["projector"], f"{projector_base}/healthz"),
+            ServiceSpec(
+                "projector",
+                commands["projector"],
+                f"{projector_base}/healthz",
+                f"{projector_base}/status",
+            ),
             ServiceSpec("api", commands["api"], f"{api_base}/healthz", f"{api_base}/docs"),
         ),
         state_dir=stack.state_dir.resolve(),
@@ -170,7 +192,8 @@ class _ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches the supervisor, which orders the stop
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - prctl only; see tether.py
             )
         # pid and start time: `stop_stack` signals only the very process this was.
         self.pid_path.write_text(f"{self.process.pid} {_start_time(self.process.pid)}\n")
@@ -218,7 +241,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set `stop` (main thread only; elsewhere the caller sets it)."""
+    """SIGINT, SIGTERM and SIGHUP set `stop` (main thread only; elsewhere the caller sets it)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -227,7 +250,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         log.info("received %s", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -263,8 +286,10 @@ class _LinePrinter:
         self.out = out
 
     def __call__(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        # A closed terminal (EIO) or reader (EPIPE) must not stop the stack's cleanup.
+        with suppress(OSError, ValueError):
+            self.out.write(text + "\n")
+            self.out.flush()
 
 
 def run_stack(
@@ -288,16 +313,18 @@ def run_stack(
     except (StackError, ValueError) as exc:
         say(f"chancery up: {exc}")
         return 1
-    taken = [f"{name} {port}" for name, port in plan.ports.items() if not port_is_free(port)]
+    taken = {name: port for name, port in plan.ports.items() if not port_is_free(port)}
     if taken:
-        say(f"chancery up: ports in use: {', '.join(taken)}.")
-        say("Another `chancery up`? `make stop` stops what a previous run left behind.")
+        say(f"chancery up: ports in use: {', '.join(f'{n} {p}' for n, p in taken.items())}.")
+        for line in explain_taken_ports(taken, plan.state_dir):
+            say(line)
         return 1
 
     logs_dir = plan.state_dir / "logs"
     run_dir = plan.state_dir / "run"
     logs_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    watchdog = Watchdog(plan.state_dir, logs_dir / "watchdog.log")
     kafka = KafkaServer(
         port=plan.kafka_port,
         controller_port=plan.kafka_controller_port,
@@ -346,6 +373,7 @@ def run_stack(
             names += [server.script_name for server in reversed(servers)]
             say("Stopping: " + ", ".join(names))
             _shutdown(children, servers, say)
+            watchdog.release()
     return code
 
 
@@ -377,7 +405,7 @@ def _shutdown(
 ) -> None:
     # Further signals must not interrupt the cleanup; every step below is bounded.
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
     for child in reversed(children):
         try:
@@ -392,12 +420,21 @@ def _shutdown(
     say("Stopped.")
 
 
-def stop_stack(state_dir: Path = Path(".chancery"), out: TextIO | None = None) -> None:
-    """Stop what a `chancery up` that could not clean up left (by pid files, never by name)."""
+def stop_stack(
+    state_dir: Path = Path(".chancery"),
+    out: TextIO | None = None,
+    *,
+    timeout_s: float = CHILD_STOP_TIMEOUT_S,
+) -> None:
+    """Stop what a `chancery up` that could not clean up left (by pid files, never by name).
+
+    Everything at once: the services (SIGTERM to each group, SIGKILL to what is left after
+    timeout_s), and meanwhile Redis and Kafka, each by its script with the same timeout.
+    """
     say = _LinePrinter(out or sys.stdout)
     run_dir = state_dir / "run"
+    services: dict[str, int] = {}
     for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.is_dir() else []:
-        name = pid_file.stem
         try:
             pid_text, started = pid_file.read_text().split()
             pid = int(pid_text)
@@ -405,18 +442,103 @@ def stop_stack(state_dir: Path = Path(".chancery"), out: TextIO | None = None) -
             pid_file.unlink(missing_ok=True)
             continue
         if _alive(pid) and _start_time(pid) == started:
-            say(f"stopping {name} (pid {pid})")
+            say(f"stopping {pid_file.stem} (pid {pid})")
             _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            _signal_group(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
-    RedisServer(data_dir=state_dir / "redis").stop()
-    KafkaServer(data_dir=state_dir / "kafka").stop()
+            services[pid_file.stem] = pid
+        else:
+            pid_file.unlink(missing_ok=True)
+    servers: list[KafkaServer | RedisServer | KafkaCluster | RedisCluster] = [
+        RedisServer(data_dir=state_dir / "redis"),
+        KafkaServer(data_dir=state_dir / "kafka"),
+    ]
     # The clusters of start_cluster_servers, when a run used them.
     if (state_dir / REDIS_CLUSTER_DIR).is_dir():
-        RedisCluster(data_dir=state_dir / REDIS_CLUSTER_DIR).stop()
+        servers.append(RedisCluster(data_dir=state_dir / REDIS_CLUSTER_DIR))
     if (state_dir / KAFKA_CLUSTER_DIR).is_dir():
-        KafkaCluster(data_dir=state_dir / KAFKA_CLUSTER_DIR).stop()
+        servers.append(KafkaCluster(data_dir=state_dir / KAFKA_CLUSTER_DIR))
+
+    def stop_server(server: KafkaServer | RedisServer | KafkaCluster | RedisCluster) -> None:
+        try:
+            server.stop(timeout_s=timeout_s)
+        except ServerError as exc:
+            say(f"stopping {server}: {exc}")
+
+    stopping = [threading.Thread(target=stop_server, args=(server,)) for server in servers]
+    for thread in stopping:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(pid) for pid in services.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for name, pid in services.items():
+        _signal_group(pid, signal.SIGKILL)  # what ignored SIGTERM, and what it started
+        while _alive(pid):
+            time.sleep(0.02)
+        (run_dir / f"{name}.pid").unlink(missing_ok=True)
+    for thread in stopping:
+        thread.join()
     say("Stopped.")
+
+
+def explain_taken_ports(taken: Mapping[str, int], state_dir: Path) -> list[str]:
+    """What holds the ports `chancery up` needs, as far as can be told, and what to do."""
+    if _left_by_a_previous_run(state_dir):
+        return [
+            f"A previous `chancery up` left processes running (pid files in {state_dir}):",
+            "`make stop` stops them.",
+        ]
+    lines = []
+    for name, port in taken.items():
+        variable = PORT_VARIABLES.get(name, "its setting")
+        if name == "redis" and _answers_as_redis(port):
+            lines += [
+                f"A Redis server that this checkout did not start answers on port {port}"
+                + (
+                    ": the system's own (systemd unit redis-server, which installing Debian's "
+                    "redis-server package starts)."
+                    if _system_redis_runs()
+                    else " (installing Debian's redis-server package starts one as a service)."
+                ),
+                "Stop it (`sudo systemctl disable --now redis-server`), or give the stack "
+                f"another port: `{variable}=redis://127.0.0.1:6380/0 make run` (the `chancery` "
+                "commands need the same variable).",
+            ]
+        else:
+            lines.append(
+                f"Port {port} ({name}) is taken by another program (`ss -ltnp 'sport = :{port}'` "
+                f"says which): stop it, or move {name} with {variable}."
+            )
+    return lines
+
+
+def _left_by_a_previous_run(state_dir: Path) -> bool:
+    """Whether a pid file of this state dir names a live process."""
+    files = [*state_dir.glob("run/*.pid"), state_dir / "redis" / "redis.pid"]
+    files.append(state_dir / "kafka" / "kafka.pid")
+    for pid_file in files:
+        with suppress(OSError, ValueError, IndexError):
+            if _alive(int(pid_file.read_text().split()[0])):
+                return True
+    return False
+
+
+def _answers_as_redis(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            answer = sock.recv(64)
+    except OSError:
+        return False
+    return answer.startswith((b"+PONG", b"-NOAUTH", b"-DENIED"))
+
+
+def _system_redis_runs() -> bool:
+    try:
+        done = subprocess.run(
+            ["systemctl", "is-active", "--quiet", "redis-server"],  # noqa: S607 - a probe
+            timeout=5,
+            check=False,
+            capture_output=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0

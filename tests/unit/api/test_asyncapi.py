@@ -75,3 +75,14 @@ def test_the_examples_are_valid_events_of_their_type(doc: dict[str, Any]) -> Non
             payload = example["payload"]
             jsonschema.validate(payload, schema)
             assert decode_event(json.dumps(payload)).type == message["name"]
+
+
+def test_it_tells_that_dlq_replay_appends_too_with_its_header(doc: dict[str, Any]) -> None:
+    from services.cli.dlq import REPLAYED_FROM
+
+    headers = doc["components"]["schemas"]["RecordHeaders"]["properties"]
+    assert REPLAYED_FROM in headers
+    append = doc["operations"]["appendEvents"]
+    assert "dlq replay" in append["title"]
+    assert REPLAYED_FROM in append["summary"]
+    assert "dlq replay" in doc["info"]["description"]

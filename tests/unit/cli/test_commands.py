@@ -73,7 +73,7 @@ def test_status_shows_every_part_down_and_exits_1(env: dict[str, str], closed: i
     code, out, err = run(["status"], env)
     assert code == 1
     for part in ("ingest", "API", "projector", "Kafka", "Redis"):
-        assert re.search(rf"^\s*{part}\s+\S*{closed}\S*\s+DOWN", out, re.MULTILINE), out
+        assert re.search(rf"^\s*{part}\s+DOWN\s+\S*{closed}\S*", out, re.MULTILINE), out
     assert err.strip().splitlines() == [
         f"chancery: 5 part(s) down: ingest (http://127.0.0.1:{closed}/readyz), "
         f"API (http://127.0.0.1:{closed}/readyz), projector (http://127.0.0.1:{closed}/status), "
@@ -96,6 +96,24 @@ def test_flags_win_over_the_environment(env: dict[str, str]) -> None:
     code, _, err = run(["relation", "CHN", "USA", "--api-url", f"http://127.0.0.1:{other}"], env)
     assert code == 1
     assert f"API is not reachable at http://127.0.0.1:{other}" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["rebuild"], ["status"], ["dlq", "replay", "--dry-run"]], ids=" ".join
+)
+def test_kafka_and_redis_flags_win_over_the_environment(
+    env: dict[str, str], command: list[str]
+) -> None:
+    """docs/cli.md: `--kafka` for status, rebuild and dlq replay; `--redis-url` for the
+    first two."""
+    other = free_port()
+    flags = ["--kafka", f"127.0.0.1:{other}"]
+    if command[0] != "dlq":
+        flags += ["--redis-url", f"redis://127.0.0.1:{other}/0"]
+    code, _, err = run([*command, *flags], env)
+    assert code == 1
+    assert f"127.0.0.1:{other}" in err
+    assert f"127.0.0.1:{env['CHANCERY_KAFKA_BOOTSTRAP_SERVERS'].rsplit(':')[-1]})" not in err
 
 
 def test_a_missing_key_file_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
@@ -167,3 +185,19 @@ def test_import_writes_the_skipped_rows_when_asked(env: dict[str, str], tmp_path
     )
     assert line.isdigit()
     assert detail
+
+
+def test_keys_dev_makes_the_development_key_once(env: dict[str, str], tmp_path: Path) -> None:
+    """What compose's one-shot `dev-key` runs: a key with every scope, kept and reused."""
+    from chancery.auth import ALL_SCOPES, KeyRing, utcnow
+
+    env = {**env, "CHANCERY_KEY_FILE": str(tmp_path / "keys" / "dev-key")}
+    code, first, err = run(["keys", "dev"], env)
+    assert code == 0, err
+    key = first.strip()
+    assert (tmp_path / "keys" / "dev-key").read_text().strip() == key
+    assert (tmp_path / "keys" / "dev-key").stat().st_mode & 0o777 == 0o600
+    principal = KeyRing.load(tmp_path / "keys.json").verify(key, now=utcnow())
+    assert principal.scopes == {scope.value for scope in ALL_SCOPES}
+    code, again, _ = run(["keys", "dev"], env)
+    assert (code, again.strip()) == (0, key)

@@ -1,4 +1,4 @@
-"""What `relation`, `itinerary` and `tail` print, from the bodies the API documents."""
+"""What `relation`, `itinerary`, `tail` and `status` print, from the bodies the API documents."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from rich.console import Console, RenderableType
 
 from services.api.examples import ITINERARY_EXAMPLE, RELATION_EXAMPLE, RELATION_LIST_EXAMPLE
-from services.cli.render import event_line, itinerary, relation
+from services.cli.render import event_line, itinerary, relation, status
+from services.cli.status import Check, PartitionRow, StatusReport
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +97,60 @@ def test_a_stream_event_is_one_line() -> None:
 def test_something_that_is_not_an_event_is_printed_as_it_came() -> None:
     assert event_line(None, '{"hello": 1}').plain == '{"hello":1}'
     assert event_line(None, "plain text").plain == "plain text"
+
+
+# --- status ----------------------------------------------------------------------------------
+
+STATUS_CHECKS = [
+    Check("ingest", "http://127.0.0.1:8001/readyz", True, "kafka ok; redis ok"),
+    Check(
+        "API",
+        "http://127.0.0.1:8002/readyz",
+        True,
+        "redis ok; read_models ok (version 1, ready)",
+    ),
+    Check(
+        "projector",
+        "http://127.0.0.1:8003/status",
+        True,
+        "version 1, live, ready; holds 6 partition(s), lag 0",
+    ),
+    Check(
+        "Kafka",
+        "127.0.0.1:9092",
+        True,
+        "topic chancery.events: 6 partitions, 2,694 events; 0 dead letter(s) in "
+        "chancery.events.dlq",
+    ),
+    Check(
+        "Redis",
+        "redis://127.0.0.1:6379/0",
+        False,
+        "Error 111 connecting to 127.0.0.1:6379. Connection refused. (the read models and "
+        "ingest's idempotency records cannot be reached; is redis-server running?)",
+    ),
+]
+
+
+def rendered_status(width: int) -> list[str]:
+    report = StatusReport(topic="chancery.events", version=1, checks=STATUS_CHECKS)
+    report.partitions = [PartitionRow(p, 1_000 * p, 1_000 * p - 1, 0) for p in range(6)]
+    console = Console(width=width, record=True, force_terminal=False, highlight=False)
+    for part in status(report):
+        console.print(part)
+    return console.export_text().splitlines()
+
+
+def test_status_fits_80_columns_and_wraps_between_words() -> None:
+    lines = rendered_status(80)
+    assert max(len(line) for line in lines) <= 80
+    words = {word for check in STATUS_CHECKS for word in f"{check.target} {check.detail}".split()}
+    tokens = {token for line in lines for token in line.split()}
+    assert words - tokens == set(), "a word was cut across lines"
+    # What a part said starts near the left edge, not squeezed into a last narrow column.
+    assert max(len(line) - len(line.lstrip()) for line in lines) <= 20
+    # Each part's name, state and address share its first line.
+    for check in STATUS_CHECKS:
+        state = "ok" if check.ok else "DOWN"
+        assert any(line.split()[:3] == [check.part, state, check.target] for line in lines)
+    assert any(line.split() == ["total", "0"] for line in lines)
