@@ -29,8 +29,12 @@ from services.cli.importers.gdelt import COLUMNS, map_row
 
 from .gdelt import ROOT
 
-GDELT1 = ROOT / "tests" / "fixtures" / "reference" / (
-    "gdelt1_events_sample_2013_2016_mixed57_58cols.tsv.zip"
+GDELT1 = (
+    ROOT
+    / "tests"
+    / "fixtures"
+    / "reference"
+    / ("gdelt1_events_sample_2013_2016_mixed57_58cols.tsv.zip")
 )
 SEEDS = ROOT / "seeds" / "article.jsonl"
 SIZE = 8192
@@ -65,7 +69,9 @@ def samples() -> list[bytes]:
     out = []
     for i, event in enumerate([*_gdelt1_events(), *_seed_events()]):
         at = RECORDED.replace(microsecond=i % 1_000_000)
-        out.append(encode_event(stamp(event, recorded_at=at, partition_key=partition_key(event) or "k")))
+        out.append(
+            encode_event(stamp(event, recorded_at=at, partition_key=partition_key(event) or "k"))
+        )
     return out
 
 

@@ -163,10 +163,10 @@ layout, and the projector builds a new version rather than read another layout's
 layout change is a `chancery rebuild`, never a migration."""
 
 
-def layout_of(meta: Mapping[bytes, bytes]) -> str:
+def layout_of(meta: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> str:
     """The layout a version's meta hash records ("1" when it records none)."""
     value = meta.get(MetaField.LAYOUT.encode())
-    return value.decode() if isinstance(value, bytes) else "1"
+    return value.decode() if isinstance(value, bytes) else value or "1"
 
 
 class MetaField:
@@ -515,7 +515,7 @@ def order_code(when: When, source: str, event_id: str) -> str:
     return f"{sort_code(when)}{source_code(source)}{event_id} "
 
 
-def _place_code(place: int) -> str:
+def place_code(place: int) -> str:
     if place < 0:
         raise ValueError("places are offsets: zero or more")
     digits = []
@@ -528,7 +528,7 @@ def _place_code(place: int) -> str:
 
 def stored_timeline_member(order: str, event_type: str, place: int) -> str:
     """A timeline member: `order` (`order_code`), the type's code, the event's place."""
-    return f"{order}{TYPE_CODES[event_type]}{_place_code(place)}"
+    return f"{order}{TYPE_CODES[event_type]}{place_code(place)}"
 
 
 def timeline_place(member: bytes | str) -> int:
