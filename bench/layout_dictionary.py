@@ -64,9 +64,9 @@ def _seed_events() -> list[Event]:
     return [parse_incoming(json.loads(line)) for line in SEEDS.read_text().splitlines() if line]
 
 
-def samples() -> list[bytes]:
+def samples() -> list[bytes | bytearray | memoryview]:
     """The training events, as the log holds them."""
-    out = []
+    out: list[bytes | bytearray | memoryview] = []
     for i, event in enumerate([*_gdelt1_events(), *_seed_events()]):
         at = RECORDED.replace(microsecond=i % 1_000_000)
         out.append(

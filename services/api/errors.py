@@ -37,7 +37,7 @@ def to_problem(exc: ReadError, *, retry_after_s: int) -> Problem:
         if exc.state == "layout":
             detail = (
                 f"the served read models (version {exc.version}) are of another layout than "
-                "this release reads: run `chancery rebuild` (see the README, \"Upgrading\")"
+                'this release reads: run `chancery rebuild` (see the README, "Upgrading")'
             )
         elif exc.state == "building":
             detail = (

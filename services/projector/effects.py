@@ -22,8 +22,8 @@ def add_effects(
     event: Event,
     ident: str,
     raw: bytes | None,
-    place: int,
     *,
+    place: int,
     present: bool,
     refs: TimelineRefs | None = None,
 ) -> None:

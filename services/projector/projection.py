@@ -362,8 +362,8 @@ class ReadModelProjection:
                     restamped[keyspace.place_field(place)] = encode_stored(value, offset)
                     if ident not in retracted and not isinstance(event, EventRetracted):
                         # what holds the copy's bytes (trips, people) takes the new ones
-                        add_effects(keys, changes, kept, ident, None, place, present=False)
-                        add_effects(keys, changes, event, ident, value, place, present=True)
+                        add_effects(keys, changes, kept, ident, None, place=place, present=False)
+                        add_effects(keys, changes, event, ident, value, place=place, present=True)
                 continue
             known[ident] = event
             applied.add(ident)
@@ -397,10 +397,10 @@ class ReadModelProjection:
                     )
                     changes.retracted_places.add(target_place)
                     add_effects(
-                        keys, changes, target, target_key, None, target_place, present=False
+                        keys, changes, target, target_key, None, place=target_place, present=False
                     )
             elif ident not in retracted:
-                add_effects(keys, changes, event, ident, value, offset, present=True)
+                add_effects(keys, changes, event, ident, value, place=offset, present=True)
             else:
                 changes.retracted_places.add(offset)  # arrived after its retraction
         plan.events += len(stored_events)

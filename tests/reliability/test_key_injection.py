@@ -191,7 +191,8 @@ def _builders() -> list[Callable[[str], str]]:
     return [
         space.partners,
         space.pair_timeline,
-        space.country_timeline,
+        space.solo_timeline,
+        space.timeline_partners,
         space.person,
         space.person_trips,
         space.trip_events,

@@ -30,6 +30,7 @@ from chancery.contract import (
     retraction_target,
     stamp,
 )
+from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import relation_effects
 from chancery.keyspace import PartitionSpace
 from services.projector import projection as projection_module
@@ -227,7 +228,7 @@ async def test_an_event_is_stored_once_under_its_place_and_the_stream_names_the_
     assert len(value) < len(encode_event(event)) / 2  # compressed
     assert state[SPACE.event_ids] == {"s1": b"0"}
     member = keyspace.stored_timeline_member(
-        keyspace.order_code(event.data.occurred, event.source, event.id), event.type, 0
+        keyspace.order_code(occurred_of(event), event.source, event.id), event.type, 0
     )
     assert state[SPACE.pair_timeline("CHN|USA")] == [member]
     assert state[SPACE.timeline_partners("CHN")] == ["USA"]
@@ -239,7 +240,7 @@ async def test_an_actor_in_none_of_the_pairs_has_the_event_in_its_solo_timeline(
     state = await _fold([[event]], fast=True)
     assert list(state[SPACE.solo_timeline("CHN")]) == [  # type: ignore[call-overload]
         keyspace.stored_timeline_member(
-            keyspace.order_code(event.data.occurred, event.source, event.id), event.type, 0
+            keyspace.order_code(occurred_of(event), event.source, event.id), event.type, 0
         )
     ]
 
