@@ -63,9 +63,8 @@ async def test_a_batch_moves_the_offset_with_its_writes(
     [outcome] = await writer.apply([Batch(SPACE, None, 7, 10, a_plan(7))])
     assert outcome.applied
     assert await redis.get(SPACE.offset) == b"7"
-    assert await redis.xrange(SPACE.stream) == [
-        (b"7-1", {b"k": b"k1", b"t": b"diplomacy.event.coded", b"a": b"CHN USA"})
-    ]
+    assert await redis.xrange(SPACE.stream) == [(b"7-1", {b"p": b""})]
+    assert await redis.hget(SPACE.events, "7") == b"{}"
     assert await redis.hget(SPACE.relation("CHN|USA", "days"), "2023-01-01:n") == b"1"
 
 
