@@ -108,6 +108,9 @@ async def _imports(env: BenchEnv, db: int) -> tuple[int, RedisMemory, int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the projector did not apply {total} records; see {log.name}")
             await asyncio.sleep(0.2)
+        # Measured once ingest and the projector are gone: their connections' buffers are
+        # theirs, not the read models'.
+        _stop(processes)
         everything = await redis_memory(redis, before)
         # The records' own bytes and what Redis spends on their keys and expiry times: what
         # used_memory gives back once they are gone.
@@ -117,12 +120,17 @@ async def _imports(env: BenchEnv, db: int) -> tuple[int, RedisMemory, int]:
         models = await redis_memory(redis, before)
         return total, RedisMemory(models.used, models.families), everything.used - models.used
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(30)
+        _stop(processes)
         log.close()
         await redis.flushdb()
         await redis.aclose()
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
 
 
 async def _records(env: BenchEnv, topic: str) -> int:
