@@ -44,6 +44,7 @@ from services.platform.kafka import LOG_COMPRESSION
 
 from .framework import BenchEnv, Row, process_cpu_s
 from .gdelt import ROOT, coded_events
+from .memory import RedisMemory, redis_memory, used_memory
 
 NAME = "projector"
 PARTITIONS = 6
@@ -151,6 +152,7 @@ class Replay:
     cpu_us: float  # the projector's CPU time per event
     redis_cpu_us: float | None  # redis-server's (None: a Redis not started by the bench)
     rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (fraction done, KiB)
+    memory: RedisMemory | None = None  # what the read models take in Redis, once replayed
 
     @property
     def peak_mib(self) -> float:
@@ -168,6 +170,7 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
     url = env.redis_db(db)
     redis = Redis.from_url(url)
     await redis.flushdb()
+    memory_before = await used_memory(redis)
     process_env = {
         **os.environ,
         "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": env.kafka_bootstrap,
@@ -209,13 +212,15 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
             if applied >= count:
                 seconds = now - started
                 events = count - applied_at_start
-                return Replay(
+                replay = Replay(
                     events / seconds,
                     seconds,
                     (process_cpu_s(proc.pid) - cpu) / events * 1e6,
                     (process_cpu_s(redis_pid) - redis_cpu) / events * 1e6 if redis_pid else None,
                     samples,
                 )
+                replay.memory = await redis_memory(redis, memory_before)
+                return replay
             await asyncio.sleep(0.05)
         raise RuntimeError("the projector did not finish in 600 s")
     finally:
@@ -267,6 +272,19 @@ async def _run(env: BenchEnv, quick: bool) -> list[Row]:
             "beside the raw consumer's (fetch and decode only)",
         )
     ]
+    if replay.memory is not None:
+        context.append(
+            Row(
+                NAME,
+                "Redis bytes per event",
+                "B",
+                None,
+                replay.memory.used / count,
+                "< 500",
+                replay.memory.used / count < 500,
+                note=f"used_memory after the replay minus before; {replay.memory.note(count)}",
+            )
+        )
     if replay.redis_cpu_us is not None:
         context.append(
             Row(

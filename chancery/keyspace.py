@@ -8,15 +8,20 @@ enforces that at the door.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
+import zstandard
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from chancery.contract import When
+from chancery.contract.when import PRECISION_RANK
 from chancery.domain.itineraries import Trip
 from chancery.domain.relations import (
     ContactEntry,
@@ -145,13 +150,29 @@ VERSION_COUNTER = f"{ROOT}:rm:versions"
 
 
 def version_meta(version: int) -> str:
-    """Hash of `MetaField`s: partitions, topic, state (a `VersionState`), created_ms, ready_ms."""
+    """Hash of `MetaField`s: layout, partitions, topic, state (a `VersionState`), created_ms,
+    ready_ms."""
     return f"{ROOT}:rm:v{version}:meta"
+
+
+LAYOUT = "2"
+"""The read-model layout this module defines: which keys a version holds and how each value
+is encoded. A version records the layout it was built in (`MetaField.LAYOUT`; versions built
+before layouts were numbered have none: layout 1). The API serves only versions of this
+layout, and the projector builds a new version rather than read another layout's keys: a
+layout change is a `chancery rebuild`, never a migration."""
+
+
+def layout_of(meta: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> str:
+    """The layout a version's meta hash records ("1" when it records none)."""
+    value = meta.get(MetaField.LAYOUT.encode())
+    return value.decode() if isinstance(value, bytes) else value or "1"
 
 
 class MetaField:
     """The fields of a version's `version_meta` hash."""
 
+    LAYOUT = "layout"
     STATE = "state"
     PARTITIONS = "partitions"
     TOPIC = "topic"
@@ -185,6 +206,8 @@ class PartitionSpace:
     """The keys of one Kafka partition's share of the read models, in one version.
 
     All share the hash tag `{pN}`, so one Lua script may touch all of them on Redis Cluster.
+    An event is stored once, under the offset where its identity was first applied (its
+    *place*); every other structure names it by that place or by its identity.
     """
 
     __slots__ = ("_p", "partition", "version")
@@ -210,29 +233,32 @@ class PartitionSpace:
     # events
     @property
     def events(self) -> str:
-        """Hash: event_key -> stored event (the envelope and its position)."""
-        return self._p + "events"
+        """Hash: place (decimal offset) -> stored event (`encode_stored_event`)."""
+        return self._p + "ev"
 
     @property
     def event_ids(self) -> str:
-        """Hash: event id (`event_id_field`) -> space-separated event_keys with that id."""
+        """Hash: event id (`event_id_field`) -> space-separated places of the events with that
+        id (one per source), in the order applied. The identity guard: an event whose
+        (source, id) is stored here is a duplicate."""
         return self._p + "ids"
 
     @property
-    def retracted(self) -> str:
-        """Set of event_keys retracted (so a late-arriving target stays without effect)."""
-        return self._p + "retracted"
-
-    @property
     def retractions(self) -> str:
-        """Hash: retracted event_key -> event_key of the retraction that took effect (the
-        first; a retraction and its target share a partition, see `retracted`)."""
+        """Hash: retracted event_key -> place of the retraction that took effect (the first; a
+        retraction and its target share a partition). Also what keeps a target that arrives
+        after its retraction without effect."""
         return self._p + "retractions"
 
     @property
+    def retracted(self) -> str:
+        """Set of the places of stored events that are retracted."""
+        return self._p + "retracted"
+
+    @property
     def stream(self) -> str:
-        """Stream of applied events; entry id `<offset>-1`, so positions and ids agree.
-        Fields: see `STREAM_KEY`."""
+        """Stream of applied events: an entry `<place>-1` per identity, where it was first
+        applied, its one field empty (`STREAM_FIELD`): the event is in `events`."""
         return self._p + "stream"
 
     # relations
@@ -244,17 +270,25 @@ class PartitionSpace:
         """Hash: partner -> number of events: the relation index of a country."""
         return f"{self._p}partners:{_checked(country)}"
 
-    # timelines
+    # timelines (a country's is read as its pairs' and its solo entries merged: see
+    # chancery.domain.timelines)
     def pair_timeline(self, pair: str) -> str:
-        return f"{self._p}tl:pair:{_checked(pair)}"
+        """Sorted set (lex) of `timeline_member`s: the pair's events."""
+        return f"{self._p}tl:{_checked(pair)}"
 
-    def country_timeline(self, country: str) -> str:
-        return f"{self._p}tl:country:{_checked(country)}"
+    def solo_timeline(self, country: str) -> str:
+        """Sorted set (lex) of `timeline_member`s: the events of the actor that are on none of
+        its pairs' timelines (`TimelineRefs.solo`)."""
+        return f"{self._p}tl1:{_checked(country)}"
+
+    def timeline_partners(self, country: str) -> str:
+        """Set of the actor's partners in pairs that have a timeline here (only ever added
+        to: a partner whose timeline emptied is an empty read, never a wrong one)."""
+        return f"{self._p}tlp:{_checked(country)}"
 
     # people, trips and visits
     def person(self, person_id: str) -> str:
-        """Hash: event_key -> the raw event JSON of each `envoy.appointed` naming the person
-        (the bytes alone, unlike `events`, whose values are `<offset> <json>`)."""
+        """Hash: event_key -> the raw event JSON of each `envoy.appointed` naming the person."""
         return f"{self._p}person:{_checked(person_id)}"
 
     def person_trips(self, person_id: str) -> str:
@@ -262,8 +296,7 @@ class PartitionSpace:
         return f"{self._p}trips:{_checked(person_id)}"
 
     def trip_events(self, trip_key: str) -> str:
-        """Hash: event_key -> the raw event JSON of each event of the trip (the bytes alone,
-        unlike `events`, whose values are `<offset> <json>`)."""
+        """Hash: event_key -> the raw event JSON of each event of the trip."""
         return f"{self._p}trip:{_checked(trip_key)}:events"
 
     def trip_state(self, trip_key: str) -> str:
@@ -280,7 +313,7 @@ class PartitionSpace:
 #   status       hash  event_key -> StatusEntry JSON
 #   partnership  hash  event_key -> PartnershipEntry JSON
 #   plans        hash  event_key -> PlanEntry JSON
-#   contacts     zset  (lex) contact member, ordered as the domain orders entries
+#   contacts     zset  (lex) `contact_member`s, ordered as the domain orders entries
 
 RELATION_PARTS = ("days", "status", "partnership", "plans", "contacts")
 DAY_METRICS = ("n", "q1", "q2", "q3", "q4", "g")
@@ -340,69 +373,328 @@ def decode_plans(raw: Mapping[bytes, bytes]) -> dict[str, PlanEntry]:
     return {k.decode(): _PLAN.validate_json(v) for k, v in raw.items()}
 
 
+# --- members of the sorted sets: the domain's order in few bytes ------------------------------
+#
+# A timeline or contacts member starts with the event's place in the domain's total order
+# (chancery.domain.ordering: when it occurred, then source, then id), encoded so that the
+# members' lexicographic order is that order:
+#
+#   <sort code><source code><id> <tail>
+#
+# - sort code (`sort_code`): the start of `occurred` as 10 characters of an ordered base 64
+#   (microseconds since 1000-01-01), the precision rank (one digit), then what orders times of
+#   one start and precision: for an interval its end (10 characters), for a date-time its
+#   unit (0 a microsecond, 1 a second, 2 a minute); a day, week or month ends where its
+#   start says. Day bounds (`day_code`) are 10-character prefixes.
+# - source code: one character. The sources of `SOURCES` (sorted) have a code of their own
+#   (the odd codes); any other source is the even code of its place among them, then the
+#   source itself and a space. Either way the order is the sources' order.
+# - id, then a space (sources and ids hold no space, so ' ' ends them in order).
+# - tail: in a timeline, the type's code (`TYPE_CODES`) and the place of the event (base 64);
+#   in contacts, the kind's code and, for a date-time or interval, the text of `when`.
+#
+# The API's cursors and timeline entries keep the public form, `<order string> <type>`
+# (`timeline_member`): `member_prefix` turns one into the stored form's order prefix.
+
+_DIGITS = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+"""64 characters in ascending ASCII order: fixed-width numbers in them sort as numbers."""
+_VALUE = {c: i for i, c in enumerate(_DIGITS)}
+_TIME_WIDTH = 10  # 64**10 microseconds: more than the years 1000-9999 span
+_EPOCH = datetime(1000, 1, 1, tzinfo=UTC)
+_DAY_RANK = str(PRECISION_RANK["day"])
+_INTERVAL_RANK = str(PRECISION_RANK["interval"])
+_DATETIME_RANK = str(PRECISION_RANK["datetime"])
+_UNITS = {timedelta(microseconds=1): "0", timedelta(seconds=1): "1", timedelta(minutes=1): "2"}
+_UNIT_OF = {code: unit for unit, code in _UNITS.items()}
+
+SOURCES: tuple[str, ...] = (
+    "https://doi.org/10.7910/DVN/28075",  # ICEWS, as `chancery import icews` writes it
+    "https://www.gdeltproject.org/",  # GDELT, as `chancery import gdelt` writes it
+)
+"""Sources with a one-character code in members (sorted). Part of the layout."""
+_SOURCE_CODE = {source: chr(0x22 + 2 * i) for i, source in enumerate(SOURCES)}
+
+TYPE_CODES: Mapping[str, str] = {
+    name: chr(ord("A") + i)
+    for i, name in enumerate(
+        (
+            "diplomacy.envoy.appointed",
+            "diplomacy.event.coded",
+            "diplomacy.event.retracted",
+            "diplomacy.incident.occurred",
+            "diplomacy.meeting.held",
+            "diplomacy.partnership.declared",
+            "diplomacy.proposal.made",
+            "diplomacy.proposal.rejected",
+            "diplomacy.relations.changed",
+            "diplomacy.stance.declared",
+            "diplomacy.statement.made",
+            "diplomacy.visit.announced",
+            "diplomacy.visit.cancelled",
+            "diplomacy.visit.completed",
+            "diplomacy.visit.leg.completed",
+            "diplomacy.visit.leg.started",
+            "diplomacy.visit.postponed",
+            "diplomacy.visit.rescheduled",
+        )
+    )
+}
+"""Each event type's one-character code in timeline members. Part of the layout: a new
+event type is a new layout."""
+_TYPE_OF_CODE = {code: name for name, code in TYPE_CODES.items()}
+
+KIND_CODES: Mapping[str, str] = {"meeting": "m", "phone": "p", "video": "v", "visit": "w"}
+_KIND_OF_CODE = {code: kind for kind, code in KIND_CODES.items()}
+
+
+def _number(value: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        value, digit = divmod(value, 64)
+        digits.append(_DIGITS[digit])
+    if value:
+        raise ValueError("a number too large for its width")
+    return "".join(reversed(digits))
+
+
+def _read_number(text: str) -> int:
+    value = 0
+    for c in text:
+        value = value * 64 + _VALUE[c]
+    return value
+
+
+def _time_code(instant: datetime) -> str:
+    delta = instant - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return _number(micros, _TIME_WIDTH)
+
+
+def _sort_code(start: datetime, rank: str, end: datetime) -> str:
+    code = _time_code(start) + rank
+    if rank == _INTERVAL_RANK:
+        return code + _time_code(end)
+    if rank == _DATETIME_RANK:
+        unit = _UNITS.get(end - start)
+        if unit is None:
+            raise ValueError(f"a date-time that lasts {end - start}")
+        return code + unit
+    return code
+
+
+_SORT_CODES: dict[str, str] = {}
+
+
+def sort_code(when: When) -> str:
+    """The order of `when` (as `When.sort_key` orders) in 11 to 21 characters."""
+    code = _SORT_CODES.get(when.text)
+    if code is None:
+        if len(_SORT_CODES) > 100_000:
+            _SORT_CODES.clear()
+        rank = str(PRECISION_RANK[when.precision])
+        code = _SORT_CODES[when.text] = _sort_code(when.start, rank, when.end)
+    return code
+
+
+def day_code(day: date) -> str:
+    """What `day_bound` is to sort keys, to sort codes: the smallest code of anything that
+    starts after `day`."""
+    return _time_code(datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC))
+
+
+def source_code(source: str) -> str:
+    """`source` as members hold it: its own code, or its place's code, itself and a space."""
+    code = _SOURCE_CODE.get(source)
+    if code is not None:
+        return code
+    return chr(0x21 + 2 * bisect.bisect_left(SOURCES, source)) + source + " "
+
+
+def order_code(when: When, source: str, event_id: str) -> str:
+    """The members' order prefix of an event: `<sort code><source code><id> `."""
+    return f"{sort_code(when)}{source_code(source)}{event_id} "
+
+
+def place_code(place: int) -> str:
+    if place < 0:
+        raise ValueError("places are offsets: zero or more")
+    digits = []
+    while True:
+        place, digit = divmod(place, 64)
+        digits.append(_DIGITS[digit])
+        if not place:
+            return "".join(reversed(digits))
+
+
+def stored_timeline_member(order: str, event_type: str, place: int) -> str:
+    """A timeline member: `order` (`order_code`), the type's code, the event's place."""
+    return f"{order}{TYPE_CODES[event_type]}{place_code(place)}"
+
+
+def timeline_place(member: bytes | str) -> int:
+    """The place of the event a stored timeline member names."""
+    text = member.decode() if isinstance(member, bytes) else member
+    return _read_number(text[text.rindex(" ") + 2 :])
+
+
+def timeline_type_code(member: str) -> str:
+    """The type code a stored timeline member holds (to filter without loading the event)."""
+    return member[member.rindex(" ") + 1]
+
+
+def _split(member: str) -> tuple[str, str, str, str]:
+    """(sort code, source, id, tail) of a stored member."""
+    rank = member[_TIME_WIDTH]
+    at = _TIME_WIDTH + 1 + (_TIME_WIDTH if rank == _INTERVAL_RANK else 0)
+    at += 1 if rank == _DATETIME_RANK else 0
+    code = ord(member[at]) - 0x21
+    if code % 2:
+        source = SOURCES[code // 2]
+        at += 1
+    else:
+        space = member.index(" ", at)
+        source, at = member[at + 1 : space], space + 1
+    space = member.index(" ", at)
+    return member[: _TIME_WIDTH + 1], source, member[at:space], member[space + 1 :]
+
+
 def contact_member(entry: ContactEntry) -> str:
-    """`<sort key> <source> <id> <kind> <when>`: lexicographic order is the domain's order
-    (sort keys have a fixed width; no part contains a space)."""
-    ev = entry.event
-    return f"{entry.when.sort_key()} {ev.source} {ev.id} {entry.kind} {entry.when}"
+    """`<order code><kind code>[<when>]`: the text of `when` only where its start and
+    precision do not give it (a date-time, an interval)."""
+    when = entry.when
+    text = str(when) if when.precision in ("datetime", "interval") else ""
+    return order_code(when, entry.event.source, entry.event.id) + KIND_CODES[entry.kind] + text
 
 
-def contact_member_of(order_string: str, kind: str, when: str) -> str:
-    """`contact_member` from its parts: `order_string` is the domain's order string of the
-    event (`<sort key> <source> <id>`), `when` the text of its `occurred`."""
-    return f"{order_string} {kind} {when}"
+def contact_member_of(order: str, kind: str, when: When) -> str:
+    """`contact_member` from its parts: `order` is the event's `order_code`."""
+    text = str(when) if when.precision in ("datetime", "interval") else ""
+    return f"{order}{KIND_CODES[kind]}{text}"
+
+
+def _when_of(code: str, text: str) -> When:
+    """The `When` a contact member holds: its text, or the day, week or month its sort code
+    starts (those three precisions say nothing more)."""
+    if text:
+        return When(text)
+    start = _EPOCH + timedelta(microseconds=_read_number(code[:_TIME_WIDTH]))
+    rank = int(code[_TIME_WIDTH])
+    if rank == PRECISION_RANK["day"]:
+        return When(start.date().isoformat())
+    if rank == PRECISION_RANK["month"]:
+        return When(start.strftime("%Y-%m"))
+    year, week, _ = start.date().isocalendar()
+    return When(f"{year:04d}-W{week:02d}")
 
 
 def decode_contact(member: bytes) -> tuple[str, ContactEntry]:
     """(event_key, entry) from a contact member."""
-    _, source, id_, kind, when = member.decode().split(" ")
+    code, source, id_, tail = _split(member.decode())
     entry = ContactEntry.model_validate(
-        {"when": When(when), "event": {"source": source, "id": id_}, "kind": kind}
+        {
+            "when": _when_of(code, tail[1:]),
+            "event": {"source": source, "id": id_},
+            "kind": _KIND_OF_CODE[tail[0]],
+        }
     )
     return entry.event.key, entry
 
 
-# Timelines: zset (lex) of `<order string> <type>`: the domain's total order, then the type.
+# Timelines as the API names their entries (and its cursors hold them): `<order string>
+# <type>`, the domain's order as text, then the type.
 
 
 def timeline_member(order_string: str, event_type: str) -> str:
     return f"{order_string} {event_type}"
 
 
-@dataclass(frozen=True)
-class TimelineItem:
-    sort_key: str
-    source: str
-    id: str
-    type: str
-
-    @property
-    def event_key(self) -> str:
-        from chancery.contract import event_key
-
-        return event_key(self.source, self.id)
-
-
-def decode_timeline_member(member: bytes) -> TimelineItem:
-    sort_key, source, id_, type_ = member.decode().split(" ")
-    return TimelineItem(sort_key, source, id_, type_)
-
-
 def timeline_member_type(member: str) -> str:
-    """The event type a timeline member ends with (to filter by type without decoding)."""
+    """The event type a public timeline member ends with."""
     return member.rsplit(" ", 1)[1]
 
 
-# Stored events: `<offset> <event JSON as it is in the log>`; the partition is the key's own.
+_SORT_KEY = re.compile(r"^(.{27})/([0-4])/(.{27})$")
 
 
-def encode_stored_event(offset: int, raw: bytes) -> bytes:
-    return b"%d " % offset + raw
+def member_prefix(public_member: str) -> str:
+    """The stored members' order prefix (`order_code`) of a public timeline member: the
+    members before and after it in the domain's order are the stored members before and
+    after this prefix. Raises ValueError for a string that is not a timeline member."""
+    parts = public_member.split(" ")
+    if len(parts) != 4 or not all(parts):
+        raise ValueError("not a timeline member")
+    sort_key, source, event_id, _ = parts
+    m = _SORT_KEY.fullmatch(sort_key)
+    if m is None:
+        raise ValueError("not a timeline member")
+    start = datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    end = datetime.strptime(m[3], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return f"{_sort_code(start, m[2], end)}{source_code(source)}{event_id} "
 
 
-def decode_stored_event(value: bytes) -> tuple[int, bytes]:
-    offset, _, raw = value.partition(b" ")
-    return int(offset), raw
+# Stored events: the event's JSON as the log holds it, compressed (zstd, without the frame's
+# magic number, content size or checksum) with the layout's dictionary. A copy recorded
+# earlier than the one first applied (see chancery.domain.history.earlier_copy) takes that
+# one's place but not its offset: its value is `@<its offset> ` and the compressed copy.
+
+DICTIONARY_PATH = Path(__file__).parent / "data" / f"stored-events-{LAYOUT}.zdict"
+"""The compression dictionary of this layout (made by bench/layout_dictionary.py)."""
+COMPRESSION_LEVEL = 3
+
+
+@functools.cache
+def _dictionary() -> zstandard.ZstdCompressionDict:
+    return zstandard.ZstdCompressionDict(DICTIONARY_PATH.read_bytes())
+
+
+@functools.cache
+def _compressor() -> zstandard.ZstdCompressor:
+    params = zstandard.ZstdCompressionParameters.from_level(
+        COMPRESSION_LEVEL,
+        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        write_content_size=False,
+        write_checksum=False,
+        write_dict_id=False,
+    )
+    return zstandard.ZstdCompressor(dict_data=_dictionary(), compression_params=params)
+
+
+@functools.cache
+def _decompressor() -> zstandard.ZstdDecompressor:
+    return zstandard.ZstdDecompressor(
+        dict_data=_dictionary(), format=zstandard.FORMAT_ZSTD1_MAGICLESS
+    )
+
+
+_MOVED = b"@"
+
+
+def encode_stored_event(raw: bytes, offset: int | None = None) -> bytes:
+    """The stored value of the event `raw`; `offset`: where this copy is in the log, when
+    that is not the place it is stored under."""
+    frame = _compressor().compress(raw)
+    # Without a magic number, content size, checksum or dictionary id, a frame begins with
+    # a zero header byte: never `@`.
+    if not frame or frame[0] != 0:
+        raise ValueError("an unexpected zstd frame header")
+    return frame if offset is None else b"@%d " % offset + frame
+
+
+def decode_stored_event(value: bytes, place: int) -> tuple[int, bytes]:
+    """(offset, raw event JSON) of a stored value kept under `place`."""
+    if value[:1] == _MOVED:
+        offset, _, frame = value[1:].partition(b" ")
+        return int(offset), _decompress(frame)
+    return place, _decompress(value)
+
+
+def _decompress(frame: bytes) -> bytes:
+    return _decompressor().decompressobj().decompress(frame)
+
+
+def place_field(place: int) -> str:
+    """The `events` hash field of a place."""
+    return str(place)
 
 
 def event_id_field(event_id: str) -> str:
@@ -412,9 +704,10 @@ def event_id_field(event_id: str) -> str:
     return event_id
 
 
-def decode_event_keys(value: bytes) -> list[str]:
-    """The event keys an `event_ids` field holds: space-separated, in the order applied."""
-    return value.decode().split(" ")
+def decode_places(value: bytes | str) -> list[int]:
+    """The places an `event_ids` field holds: space-separated, in the order applied."""
+    text = value.decode() if isinstance(value, bytes) else value
+    return [int(p) for p in text.split(" ")]
 
 
 # Trips: one per (traveller, trip id); state JSON, events hash, visits index.
@@ -466,15 +759,10 @@ def visit_member_direction(member: str) -> str:
     return member.rsplit(" ", 1)[1]
 
 
-# The stream of applied events: entry id `<offset>-1`; fields k (the event_key: the event is
-# in the partition's `events` hash), t (type), a (actors, space-separated). Entries of older
-# releases, which may still be in a stream, carry the event JSON itself in `e` instead of `k`
-# (read, never written).
+# The stream of applied events: entry id `<place>-1`, one empty field: the event is the
+# partition's `events` entry of that place. (Streams of layout 1 are never read as these.)
 
-STREAM_KEY = b"k"
-STREAM_EVENT = b"e"
-STREAM_TYPE = b"t"
-STREAM_ACTORS = b"a"
+STREAM_FIELD = b"p"
 STREAM_ID_SUFFIX = "-1"
 """What follows the offset in an entry id (an entry per offset: the sequence is always 1)."""
 

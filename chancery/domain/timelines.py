@@ -4,6 +4,12 @@ An event belongs to the timeline of every pair it is part of (`relations.pairs_o
 every actor it involves: the parties, speakers and targets, mediators, a traveller's state
 and destinations, the places an incident happened. Its position is `order_string`: the same
 total order as every fold, as one lexicographically sortable string.
+
+An actor's timeline is the union of its pairs' timelines and of its *solo* events, those
+whose pairs leave it out (`TimelineRefs.solo`: an appointment, a mediator of a change of
+relations, the place of an incident, a stance's subject): every actor of an event's pair is
+an actor of the event, so nothing else is missing. The read models keep the pairs' timelines
+and the solo events only, and merge an actor's timeline when it is read.
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ from .relations import Pair, pairs_of
 
 
 class TimelineRefs(BaseModel):
-    """The timelines an event belongs to. `countries` holds actor codes: states and IGOs."""
+    """The timelines an event belongs to. `countries` holds actor codes: states and IGOs;
+    `solo` those of them in none of `pairs`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pairs: tuple[Pair, ...]
     countries: tuple[str, ...]
+    solo: tuple[str, ...] = ()
 
 
 def actors_of(event: Event) -> frozenset[str]:
@@ -76,9 +84,11 @@ def actors_of(event: Event) -> frozenset[str]:
 
 def timeline_refs(event: Event) -> TimelineRefs:
     # Built from a validated event: nothing to validate again.
+    pairs = tuple(sorted(pairs_of(event), key=str))
+    countries = tuple(sorted(actors_of(event)))
+    paired = {actor for pair in pairs for actor in (pair.first, pair.second)}
     return TimelineRefs.model_construct(
-        pairs=tuple(sorted(pairs_of(event), key=str)),
-        countries=tuple(sorted(actors_of(event))),
+        pairs=pairs, countries=countries, solo=tuple(c for c in countries if c not in paired)
     )
 
 
@@ -95,3 +105,9 @@ def pair_timeline(pair: Pair, events: Iterable[Event]) -> list[Event]:
 def country_timeline(actor: str, events: Iterable[Event]) -> list[Event]:
     """The actor's effective events, in order."""
     return [e for e in effective(events) if actor in actors_of(e)]
+
+
+def on_country_timeline(actor: str, refs: TimelineRefs) -> bool:
+    """Whether an event with these refs is on the actor's timeline, as the read models find
+    it: through one of the actor's pairs, or as one of its solo events."""
+    return actor in refs.solo or any(actor in (p.first, p.second) for p in refs.pairs)

@@ -34,7 +34,12 @@ def to_problem(exc: ReadError, *, retry_after_s: int) -> Problem:
     if isinstance(exc, NotReadyError):
         applied = sum((p.applied if p.applied is not None else -1) + 1 for p in exc.progress)
         total = sum(p.high_watermark for p in exc.progress)
-        if exc.state == "building":
+        if exc.state == "layout":
+            detail = (
+                f"the served read models (version {exc.version}) are of another layout than "
+                'this release reads: run `chancery rebuild` (see the README, "Upgrading")'
+            )
+        elif exc.state == "building":
             detail = (
                 f"the read models are being rebuilt (version {exc.version}): {applied:,} of "
                 f"{total:,} events applied; answers resume when every partition has caught up"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from chancery import keyspace
 from chancery.contract import day_bound
 
 
@@ -36,3 +37,26 @@ def in_range(member: str, lo: str, hi: str) -> bool:
     if lo != "-" and (member < lo[1:] or (lo[0] == "(" and member == lo[1:])):
         return False
     return not (hi != "+" and (member > hi[1:] or (hi[0] == "(" and member == hi[1:])))
+
+
+def stored_bounds(
+    start: date | None, end: date | None, after: str | None, descending: bool
+) -> tuple[str, str]:
+    """`lex_bounds` for the members the read models store (`keyspace.stored_timeline_member`),
+    whose order prefix (`keyspace.order_code`) is the public member's order, in fewer bytes.
+
+    `after` is a public member (what the API's cursors hold). Raises ValueError if it is not
+    one (`keyspace.member_prefix`).
+    """
+    lo = "[" + keyspace.day_code(start - timedelta(days=1)) if start is not None else "-"
+    hi = "(" + keyspace.day_code(end) if end is not None else "+"
+    if after is not None:
+        # Every stored member of the event `after` names is its prefix and a tail without
+        # '~': past it, in ascending order, is past the prefix and '~'.
+        prefix = keyspace.member_prefix(after)
+        if descending:
+            hi = "(" + prefix if hi == "+" or prefix < hi[1:] else hi
+        else:
+            past = prefix + "~"
+            lo = "(" + past if lo == "-" or past >= lo[1:] else lo
+    return lo, hi

@@ -123,7 +123,7 @@ class NotReadyError(ReadError):
     """No version is served, or the served one is still being built: nothing is answered."""
 
     version: int | None
-    state: str  # "missing" | "building"
+    state: str  # "missing" | "building" | "layout" (a version of another read-model layout)
     progress: tuple[PartitionProgress, ...] = ()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chancery import keyspace
 from chancery.positions import Position
 
 from . import cursors
@@ -54,7 +55,12 @@ def decode_cursor(cursor: str | None, query_id: str) -> str | None:
         return None
     if fields.get("q") != query_id:
         raise invalid("cursor", "the cursor belongs to another timeline or order", "cursor")
-    return cursors.text_field(fields, "m")
+    member = cursors.text_field(fields, "m")
+    try:
+        keyspace.member_prefix(member or "")
+    except ValueError:
+        raise invalid("cursor", "not a cursor this API issued", "cursor") from None
+    return member
 
 
 def encode_cursor(page: Page[TimelineEntry], query_id: str) -> str | None:

@@ -374,11 +374,13 @@ class IngestService:
         """Every event's partition key: `pkeys` (`partition_key` of each event), with each
         retraction's None replaced by its target's key."""
         targets: dict[int, str] = {}
+        refs: dict[str, tuple[str, str]] = {}  # a target's key -> its (source, id)
         for i in unique:
             if pkeys[i] is None:
                 target = retraction_target(events[i])
                 if target is not None:
                     targets[i] = event_key(*target)
+                    refs[targets[i]] = target
         if not targets:
             return [k or "" for k in pkeys]
         problems: list[dict[str, object]] = []
@@ -395,7 +397,7 @@ class IngestService:
         # Ingest remembers a key for the idempotency window only; an older target is found
         # in the read models (the projector stores every event it applied, key included).
         older = [t for t, record in zip(pending.values(), found, strict=True) if record is None]
-        stored = dict(zip(older, await self._stored_targets(older), strict=True))
+        stored = dict(zip(older, await self._stored_targets([refs[t] for t in older]), strict=True))
         for (i, t), record in zip(pending.items(), found, strict=True):
             if record is not None:
                 # Done, or pending (being written now): either way its key is known.
@@ -414,11 +416,11 @@ class IngestService:
             raise UnknownTargetError(problems)
         return [pkeys[first_index[keys[i]]] or "" for i in range(len(events))]
 
-    async def _stored_targets(self, event_keys: list[str]) -> list[Event | None]:
-        if not event_keys or self._targets is None:
-            return [None] * len(event_keys)
+    async def _stored_targets(self, targets: list[tuple[str, str]]) -> list[Event | None]:
+        if not targets or self._targets is None:
+            return [None] * len(targets)
         try:
-            return await self._targets.lookup(event_keys)
+            return await self._targets.lookup(targets)
         except ReadModelsUnavailableError as exc:
             raise UnavailableError(f"read models unavailable: {exc}") from exc
 

@@ -3,9 +3,10 @@
 A retraction goes to the partition of the event it retracts, so ingest needs the target's
 partition key. Ingest remembers that key in the target's idempotency record, but only for
 `idempotency_ttl_s` (7 days). For an older target the read models know it: the projector
-stores every event it applies in its partition's `events` hash (event_key -> offset and the
-event as the log holds it, `partitionkey` included), in the version the API serves. Ingest
-only reads them; the projector alone writes them.
+stores every event it applies in its partition's `events` hash (`partitionkey` included),
+found by its id in the partition's `ids` index, in the version the API serves (of this
+release's read-model layout: chancery/keyspace.py). Ingest only reads them; the projector
+alone writes them.
 
 The port and its Redis adapter (one pipeline across the partitions); the in-memory twin is
 in tests/twins/ingest.py.
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chancery import keyspace
-from chancery.contract import Event, decode_event
+from chancery.contract import Event, decode_event, event_key
 from chancery.keyspace import PartitionSpace
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,9 @@ class ReadModelsUnavailableError(Exception):
 
 
 class TargetIndex(Protocol):
-    async def lookup(self, event_keys: Sequence[str]) -> list[Event | None]:
-        """Per key: the event as the log holds it (with its `partitionkey`), or None when the
-        read models have no such event."""
+    async def lookup(self, targets: Sequence[tuple[str, str]]) -> list[Event | None]:
+        """Per (source, id): the event as the log holds it (with its `partitionkey`), or None
+        when the read models have no such event."""
         ...
 
 
@@ -45,48 +46,66 @@ class RedisTargetIndex:
         self._redis = redis
         self._op_timeout_s = op_timeout_s
 
-    async def lookup(self, event_keys: Sequence[str]) -> list[Event | None]:
-        if not event_keys:
+    async def lookup(self, targets: Sequence[tuple[str, str]]) -> list[Event | None]:
+        if not targets:
             return []
-        keys = list(event_keys)
         try:
             async with asyncio.timeout(self._op_timeout_s):
-                rows = await self._stored(keys)
+                stored = await self._stored(list(dict.fromkeys(i for _, i in targets)))
         except TimeoutError as exc:
             raise ReadModelsUnavailableError(
                 f"Redis did not answer within {self._op_timeout_s:g}s"
             ) from exc
         except (RedisError, OSError) as exc:
             raise ReadModelsUnavailableError(f"Redis: {exc}") from exc
-        found: list[Event | None] = [None] * len(keys)
-        for row in rows:
-            for i, value in enumerate(row):
-                if value is not None and found[i] is None:
-                    found[i] = _decoded(keys[i], value)
-        return found
+        return [stored.get(event_key(source, id_)) for source, id_ in targets]
 
-    async def _stored(self, keys: list[str]) -> list[list[bytes | None]]:
-        """Per partition of the served version, the stored value of each key (or None)."""
+    async def _stored(self, ids: list[str]) -> dict[str, Event]:
+        """The events stored under these ids in the served version, by event_key."""
         active = await self._redis.get(keyspace.ACTIVE_VERSION)
         if active is None:
-            return []  # no read models yet
+            return {}  # no read models yet
         version = int(active)
-        partitions = await self._redis.hget(
-            keyspace.version_meta(version), keyspace.MetaField.PARTITIONS
-        )
+        meta = await self._redis.hgetall(keyspace.version_meta(version))
+        partitions = meta.get(keyspace.MetaField.PARTITIONS.encode())
         if partitions is None:
-            return []
+            return {}
+        if keyspace.layout_of(meta) != keyspace.LAYOUT:
+            raise ReadModelsUnavailableError(
+                f"the served read models (version {version}) are of another layout: "
+                "run `chancery rebuild`"
+            )
+        spaces = [PartitionSpace(version, p) for p in range(int(partitions))]
+        fields = [keyspace.event_id_field(i) for i in ids]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for partition in range(int(partitions)):
-                pipe.hmget(PartitionSpace(version, partition).events, keys)
+            for space in spaces:
+                pipe.hmget(space.event_ids, fields)
             rows: list[list[bytes | None]] = await pipe.execute()
-        return rows
+        wanted = [
+            (space, [keyspace.place_field(p) for v in row if v for p in keyspace.decode_places(v)])
+            for space, row in zip(spaces, rows, strict=True)
+        ]
+        wanted = [(space, places) for space, places in wanted if places]
+        if not wanted:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for space, places in wanted:
+                pipe.hmget(space.events, places)
+            values: list[list[bytes | None]] = await pipe.execute()
+        found: dict[str, Event] = {}
+        for (_, places), row in zip(wanted, values, strict=True):
+            for place, value in zip(places, row, strict=True):
+                if value is not None:
+                    event = _decoded(int(place), value)
+                    if event is not None:
+                        found.setdefault(event.key, event)
+        return found
 
 
-def _decoded(event_key: str, stored: bytes) -> Event | None:
-    _, raw = keyspace.decode_stored_event(stored)
+def _decoded(place: int, stored: bytes) -> Event | None:
+    _, raw = keyspace.decode_stored_event(stored, place)
     try:
         return decode_event(raw)
     except ValidationError as exc:  # the projector decoded it once; this should not happen
-        logger.warning("stored event %s does not decode: %s", event_key, exc)
+        logger.warning("stored event at %d does not decode: %s", place, exc)
         return None

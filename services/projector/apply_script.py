@@ -28,13 +28,7 @@ from __future__ import annotations
 
 from string import Template
 
-from chancery.keyspace import (
-    STREAM_ACTORS,
-    STREAM_ID_SUFFIX,
-    STREAM_KEY,
-    STREAM_TYPE,
-    ProgressField,
-)
+from chancery.keyspace import STREAM_FIELD, STREAM_ID_SUFFIX, ProgressField
 
 _TEMPLATE = Template(
     """#!lua
@@ -52,10 +46,10 @@ while i <= n do
   if op == 'X' then
     local count = tonumber(ARGV[i + 1])
     if count == nil or count < 1 then return redis.error_reply('plan: bad stream entries') end
-    for j = i + 2, i + 4 * count - 2, 4 do
+    for j = i + 2, i + 1 + count do
       if not tonumber(ARGV[j]) then return redis.error_reply('plan: bad stream offset') end
     end
-    i = i + 2 + 4 * count
+    i = i + 2 + count
   elseif op == 'M' then
     local nk = tonumber(ARGV[i + 1])
     if nk == nil or nk < 1 then return redis.error_reply('plan: bad key count') end
@@ -98,21 +92,18 @@ i = 6
 while i <= n do
   local op = ARGV[i]
   if op == 'X' then
-    local final = i + 4 * tonumber(ARGV[i + 1])
-    for j = i + 2, final - 2, 4 do
+    local final = i + 1 + tonumber(ARGV[i + 1])
+    for j = i + 2, final do
       local offset = tonumber(ARGV[j])
       if offset > top then
-        redis.call('XADD', KEYS[3], ARGV[j] .. '${stream_id_suffix}',
-          '${stream_key}', ARGV[j + 1],
-          '${stream_type}', ARGV[j + 2],
-          '${stream_actors}', ARGV[j + 3])
+        redis.call('XADD', KEYS[3], ARGV[j] .. '${stream_id_suffix}', '${stream_field}', '')
         top = offset
         added = true
       else
         skipped = skipped + 1
       end
     end
-    i = final + 2
+    i = final + 1
   elseif op == 'M' then
     local nk = tonumber(ARGV[i + 1])
     local first = i + 3 + nk
@@ -176,9 +167,7 @@ return {1, ARGV[2], skipped}
 
 APPLY_SCRIPT = _TEMPLATE.substitute(
     stream_id_suffix=STREAM_ID_SUFFIX,
-    stream_key=STREAM_KEY.decode(),
-    stream_type=STREAM_TYPE.decode(),
-    stream_actors=STREAM_ACTORS.decode(),
+    stream_field=STREAM_FIELD.decode(),
     applied=ProgressField.APPLIED,
     high_watermark=ProgressField.HIGH_WATERMARK,
     updated_ms=ProgressField.UPDATED_MS,

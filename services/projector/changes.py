@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from chancery import keyspace
 from chancery.keyspace import PartitionSpace
 
 from .coded import CodedEvents
@@ -25,7 +26,9 @@ class NetChanges:
     hashes: dict[str, dict[str, Value | None]] = field(default_factory=lambda: defaultdict(dict))
     zsets: dict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))
     counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    retracted: set[str] = field(default_factory=set)
+    sets: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # added to
+    retracted: set[str] = field(default_factory=set)  # event_keys retracted
+    retracted_places: set[int] = field(default_factory=set)  # places of stored ones
     # trip key -> event_key -> the event's bytes (None: no longer part of the trip)
     trips: dict[str, dict[str, bytes | None]] = field(default_factory=lambda: defaultdict(dict))
     coded: CodedEvents | None = None  # the coded events that took the fast path
@@ -44,7 +47,9 @@ class NetChanges:
             plan.zrem(key, gone)
             plan.zadd_lex(key, [m for m, present in members.items() if present])
         if self.coded is not None:
-            self.coded.emit(plan, self.counters, removed)
+            self.coded.emit(plan, self.counters, self.sets, removed)
         plan.hincrby_each(self.counters)
-        if self.retracted:
-            plan.sadd(space.retracted, self.retracted)
+        for key, added in self.sets.items():
+            plan.sadd(key, added)
+        if self.retracted_places:
+            plan.sadd(space.retracted, [keyspace.place_field(p) for p in self.retracted_places])

@@ -5,9 +5,9 @@ Goldstein value, and on its identity; the pair and the facts repeat from event t
 the fast path keeps no rule of its own: it asks the domain what a pair's events touch
 (`timeline_refs`) and what the facts add (`relation_effects`) once, for the first event that
 has them, and remembers the answers as keys and fields. Each event then adds only what its
-identity changes: its order string in the timeline and contact members, its key in the
-stream. Events with the same pair and facts are counted once per batch, and a pair's three
-timelines get the batch's members in one operation.
+identity changes: its order code in the timeline and contact members, its place in the
+stream. Events with the same pair and facts are counted once per batch, and a pair's
+timeline gets the batch's members in one operation.
 
 What it writes is what the general fold (`effects.add_effects`) writes for the same events:
 the property tests in tests/unit/projector fold arbitrary logs both ways.
@@ -30,9 +30,10 @@ from .plan import Arg, WritePlan
 
 class CodedPair:
     """What a coded event of one pair touches, but for its day and identity: the keys of the
-    pair's single timeline pair and actors (`timeline_refs`), which are its relation's too."""
+    pair's single timeline pair (`timeline_refs`: both actors are in it, none is solo), which
+    are its relation's too."""
 
-    __slots__ = ("actors", "contacts", "days", "partners", "timelines")
+    __slots__ = ("contacts", "days", "partners", "timeline", "timeline_partners")
 
     def __init__(self, keys: PartitionKeys, refs: TimelineRefs) -> None:
         [pair] = refs.pairs
@@ -43,32 +44,30 @@ class CodedPair:
             (keys.partners(pair.first), pair.second),
             (keys.partners(pair.second), pair.first),
         )
-        # the pair's timeline, then each actor's
-        self.timelines = (
-            keys.pair_timeline(pair.key),
-            *(keys.country_timeline(actor) for actor in refs.countries),
+        self.timeline = keys.pair_timeline(pair.key)
+        self.timeline_partners = (
+            (keys.timeline_partners(pair.first), pair.second),
+            (keys.timeline_partners(pair.second), pair.first),
         )
-        self.actors = " ".join(refs.countries)  # the stream's `a`
 
 
 class CodedFacts:
     """What a coded event's day, code and Goldstein value add to its pair (the one effect of
-    `relation_effects`), as plain values; members are the event's order string + a tail."""
+    `relation_effects`), as plain values; members are the event's order code + a tail."""
 
-    __slots__ = ("contact_tail", "count", "day_fields", "sort_key", "timeline_tail")
+    __slots__ = ("contact_tail", "count", "day_fields", "sort_code", "type_code")
 
     def __init__(self, effect: RelationEffect, event: EventCoded) -> None:
         self.day_fields = tuple(keyspace.day_fields(effect.day, effect.bucket).items())
         self.count = effect.bucket.count  # what it adds to the relation index
         contact = effect.contact
-        # keyspace.contact_member and timeline_member, but for the order string they start with
+        # keyspace.contact_member and stored_timeline_member, but for the order code they
+        # start with (and the place a timeline member ends with)
         self.contact_tail = (
-            None
-            if contact is None
-            else keyspace.contact_member_of("", contact.kind, str(contact.when))
+            None if contact is None else keyspace.contact_member_of("", contact.kind, contact.when)
         )
-        self.timeline_tail = keyspace.timeline_member("", event.type)
-        self.sort_key = occurred_of(event).sort_key()
+        self.type_code = keyspace.TYPE_CODES[event.type]
+        self.sort_code = keyspace.sort_code(occurred_of(event))
 
     @classmethod
     def of(cls, event: EventCoded) -> CodedFacts | None:
@@ -113,7 +112,7 @@ class CodedPairs:
 class CodedEvents:
     """The coded events of one batch that take the fast path, folded into its changes."""
 
-    __slots__ = ("_contacts", "_known", "_pairs", "_stream", "counts", "members")
+    __slots__ = ("_contacts", "_known", "_pairs", "_sources", "_stream", "counts", "members")
 
     def __init__(
         self, pairs: CodedPairs, stream: list[Arg], contacts: dict[str, dict[str, bool]]
@@ -122,8 +121,9 @@ class CodedEvents:
         self._known = pairs.known
         self._stream = stream
         self._contacts = contacts
-        # each pair's timeline members (sent once for its three timelines), and how many
-        # events there are of each (pair, facts): counted once per batch, not per event
+        self._sources: dict[str, str] = {}  # source -> its code in members
+        # each pair's timeline members, and how many events there are of each (pair, facts):
+        # counted once per batch, not per event
         self.members: dict[CodedPair, list[str]] = defaultdict(list)
         self.counts: dict[tuple[CodedPair, CodedFacts], int] = defaultdict(int)
 
@@ -141,22 +141,32 @@ class CodedEvents:
             facts = _FACTS.remember(k, CodedFacts.of(event))
         if facts is None:
             return False
-        self._stream.extend((offset, ident, event.type, pair.actors))  # WritePlan.xadd
+        self._stream.append(offset)  # WritePlan.xadd
         self.counts[(pair, facts)] += 1  # its day fields and relation index
-        order = f"{facts.sort_key} {event.source} {event.id}"  # order_string(event)
+        source = self._sources.get(event.source)
+        if source is None:
+            source = self._sources[event.source] = keyspace.source_code(event.source)
+        order = f"{facts.sort_code}{source}{event.id} "  # keyspace.order_code
         if facts.contact_tail is not None:
             self._contacts[pair.contacts][order + facts.contact_tail] = True
-        self.members[pair].append(order + facts.timeline_tail)
+        self.members[pair].append(order + facts.type_code + keyspace.place_code(offset))
         return True
 
     def emit(
-        self, plan: WritePlan, counters: dict[tuple[str, str], int], removed: set[str]
+        self,
+        plan: WritePlan,
+        counters: dict[tuple[str, str], int],
+        sets: dict[str, set[str]],
+        removed: set[str],
     ) -> None:
-        """The timeline members into `plan`, the counts into `counters`; members in `removed`
-        (added, then retracted in the same batch) are not written at all."""
+        """The timeline members into `plan`, the counts into `counters`, the timeline
+        partners into `sets`; members in `removed` (added, then retracted in the same batch)
+        are not written at all."""
         for pair, added in self.members.items():
             kept = [m for m in added if m not in removed] if removed else added
-            plan.zadd_lex_each(pair.timelines, kept)
+            plan.zadd_lex_each((pair.timeline,), kept)
+            for key, partner in pair.timeline_partners:
+                sets[key].add(partner)
         for (pair, facts), n in self.counts.items():
             days = pair.days
             for name, value in facts.day_fields:

@@ -1,14 +1,14 @@
 """What one event contributes to the read models, added to (or taken from) a batch's changes,
 with the shared domain code: its relation effects (ledger parts and the relation index),
-its timeline entries, the trip it belongs to and the person it appoints. Keys and values as
-`chancery.keyspace` defines them."""
+its timeline entries (on its pairs' timelines, and its solo actors'), the trip it belongs to
+and the person it appoints. Keys and values as `chancery.keyspace` defines them."""
 
 from __future__ import annotations
 
 from chancery import keyspace
 from chancery.contract import EnvoyAppointed, Event
 from chancery.domain.itineraries import trip_payload
-from chancery.domain.ordering import order_string
+from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import relation_effects
 from chancery.domain.timelines import TimelineRefs, timeline_refs
 
@@ -23,11 +23,13 @@ def add_effects(
     ident: str,
     raw: bytes | None,
     *,
+    place: int,
     present: bool,
     refs: TimelineRefs | None = None,
 ) -> None:
     """Add (present) or undo (not present) everything `event` contributes; `raw` is its bytes
-    (what the trip and person hashes hold), `refs` its timelines if already known."""
+    (what the trip and person hashes hold), `place` where it is stored, `refs` its timelines
+    if already known."""
     sign = 1 if present else -1
     counters = changes.counters
     hashes = changes.hashes
@@ -60,11 +62,15 @@ def add_effects(
             counters[(keys.partners(first), second)] += count
             counters[(keys.partners(second), first)] += count
     refs = refs or timeline_refs(event)
-    member = keyspace.timeline_member(order_string(event), event.type)
+    order = keyspace.order_code(occurred_of(event), event.source, event.id)
+    member = keyspace.stored_timeline_member(order, event.type, place)
     for pair_ in refs.pairs:
         zsets[keys.pair_timeline(pair_.key)][member] = present
-    for actor in refs.countries:
-        zsets[keys.country_timeline(actor)][member] = present
+        if present:  # the timeline partners index is only ever added to
+            changes.sets[keys.timeline_partners(pair_.first)].add(pair_.second)
+            changes.sets[keys.timeline_partners(pair_.second)].add(pair_.first)
+    for actor in refs.solo:
+        zsets[keys.solo_timeline(actor)][member] = present
     trip = trip_payload(event)
     if trip is not None:
         tk = keyspace.trip_key(trip.traveller.id, trip.trip_id)

@@ -38,11 +38,21 @@ class Memo(dict[K, V], Generic[K, V]):
 class PartitionKeys:
     """`PartitionSpace`'s builders of the keys a fold writes, each remembered."""
 
-    __slots__ = ("country_timeline", "pair_timeline", "partners", "relation", "space")
+    __slots__ = (
+        "pair_timeline",
+        "partners",
+        "relation",
+        "solo_timeline",
+        "space",
+        "timeline_partners",
+    )
 
     def __init__(self, space: PartitionSpace) -> None:
         self.space = space
         self.relation: Callable[[str, str], str] = lru_cache(CACHE_LIMIT)(space.relation)
         self.partners: Callable[[str], str] = lru_cache(CACHE_LIMIT)(space.partners)
         self.pair_timeline: Callable[[str], str] = lru_cache(CACHE_LIMIT)(space.pair_timeline)
-        self.country_timeline: Callable[[str], str] = lru_cache(CACHE_LIMIT)(space.country_timeline)
+        self.solo_timeline: Callable[[str], str] = lru_cache(CACHE_LIMIT)(space.solo_timeline)
+        self.timeline_partners: Callable[[str], str] = lru_cache(CACHE_LIMIT)(
+            space.timeline_partners
+        )

@@ -6,8 +6,7 @@ sent once however many operations touch it, and a command needs few arguments. O
 operations that cannot fail on the keys the projector owns exist here: no operation can
 make the script stop half-way (Redis does not roll a script back).
 
-  X <n> <offset> <key> <type> <actors> ...
-                                       XADD n entries to the partition's stream, ids
+  X <n> <offset> ...                   XADD n entries to the partition's stream, ids
                                        `<offset>-1` in increasing order (the first op)
   I <k> <field> <delta>                HINCRBY, and HDEL the field when it reaches 0
   H <k> <n> <field> <value> ...        HSET n/2 pairs
@@ -40,7 +39,7 @@ class WritePlan:
 
     ops: list[Arg] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    stream: list[Arg] = field(default_factory=list)  # the X operation's entries, flat
+    stream: list[Arg] = field(default_factory=list)  # the X operation's entries (offsets)
     events: int = 0  # identities this plan applies (for metrics)
     _index: dict[str, int] = field(default_factory=dict)
 
@@ -51,7 +50,7 @@ class WritePlan:
         """The operations as the script takes them: the stream's entries first."""
         if not self.stream:
             return self.ops
-        return ["X", len(self.stream) // 4, *self.stream, *self.ops]
+        return ["X", len(self.stream), *self.stream, *self.ops]
 
     def key(self, key: str) -> int:
         """The script's KEYS index of `key` (1-based, after the three fixed keys)."""
@@ -61,10 +60,10 @@ class WritePlan:
             index = self._index[key] = len(self.keys) + FIXED_KEYS
         return index
 
-    def xadd(self, offset: int, event_key: str, event_type: str, actors: str) -> None:
-        """The stream entry of a newly applied event: its event_key, type and actors
-        (entries are added in increasing offsets)."""
-        self.stream += (offset, event_key, event_type, actors)
+    def xadd(self, offset: int) -> None:
+        """The stream entry of a newly applied event (entries are added in increasing
+        offsets)."""
+        self.stream.append(offset)
 
     def hincrby(self, key: str, name: str, delta: int) -> None:
         """Add `delta` to a counter field; the field is dropped when it reaches zero."""

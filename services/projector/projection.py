@@ -1,25 +1,28 @@
 """From partition batches to their read-model writes, with the shared domain code.
 
 Per round (the batches of several partitions at once): one pipelined read of what each batch
-needs to know (which identities its partition has already applied or seen retracted, the id
-index), then, batch by batch, the events folded into the batch's net changes (`changes`),
-and one more read for the trips the batch touches, which are refolded (`trips`). Each batch's
-plan is handed over as soon as it is complete (`plans`), so that its writes can go to Redis
-while the next batch is folded.
+needs to know (the id index of its events' and targets' ids, which identities its partition
+has seen retracted), then, only for ids already known there, the stored events under them
+(to tell a duplicate from another source's event of the same id, or to undo a target);
+then, batch by batch, the events folded into the batch's net changes (`changes`), and one
+more read for the trips the batch touches, which are refolded (`trips`). Each batch's plan
+is handed over as soon as it is complete (`plans`), so that its writes can go to Redis while
+the next batch is folded.
 
-What each event does, per partition (keys in chancery.keyspace):
-- every new identity: stored by event_key, indexed by id, appended to the stream (its
-  event_key, type and actors: the event itself is in `events`);
+What each event does, per partition (keys and encodings in chancery.keyspace, layout 2):
+- every new identity: stored, compressed, under its offset (its *place*), its place indexed
+  under its id, and an entry appended to the stream under the same offset;
 - a duplicate identity: nothing (ingest should have stopped it; this is the second guard,
   and what makes replaying already-applied records harmless), unless it is a copy recorded
   earlier than the one applied (a retry that ingest re-stamped reached the log first): then
-  that copy takes the applied one's place, its bytes in `events`, trips and people, with
-  the same effects; the stream entry stays where the first copy was applied;
+  that copy takes the applied one's place (in `events` under the same place, with its own
+  offset), its bytes in trips and people, with the same effects; the stream entry stays
+  where the first copy was applied;
 - a retraction: its target's effects are undone, or, if the target has not arrived yet,
   the target is marked so that it arrives without effect; either way the target is mapped
-  to the retraction in `retractions`;
-- any other event: its effects (`effects.add_effects`): relation ledger parts, timeline
-  entries, relation index, and for visits the trip's state and visits index; coded events
+  to the retraction's place in `retractions`, and a stored target's place is in `retracted`;
+- any other event: its effects (`effects.add_effects`): relation ledger parts, pair and solo
+  timeline entries, relation index, and for visits the trip's state and visits index; coded events
   take a fast path (`coded`) that writes the same from what the domain said of the first
   event with the same pair and facts.
 
@@ -41,7 +44,6 @@ from cachetools import LRUCache
 from chancery import keyspace
 from chancery.contract import Event, EventCoded, EventRetracted, decode_event, event_key
 from chancery.domain.history import earlier_copy
-from chancery.domain.timelines import timeline_refs
 from chancery.keyspace import PartitionSpace
 
 from .changes import NetChanges
@@ -62,8 +64,6 @@ class ReadPipeline(Protocol):
     """The reads the fold sends together, in one round trip."""
 
     def hmget(self, name: str, keys: list[str]) -> object: ...
-
-    def smismember(self, name: str, values: list[str]) -> object: ...
 
     def hgetall(self, name: str) -> object: ...
 
@@ -88,11 +88,13 @@ class InFlightWrites:
     is planned before the first one's script has run (its reads may not see those writes).
 
     Either way the reads are right when this is added to them: identities applied (and
-    targets decoded), targets retracted, and the id-index values written. A batch that
-    touched trips says so (`trips`): trip reads are not patched, the caller waits instead.
+    targets decoded) with their places, targets retracted, and the id-index values written.
+    A batch that touched trips says so (`trips`): trip reads are not patched, the caller
+    waits instead.
     """
 
     known: dict[str, Event]
+    places: dict[str, int]
     retracted: frozenset[str]
     ids: dict[str, str]
     trips: bool
@@ -115,10 +117,12 @@ class BatchFold:
     remembered: _Remembered
     lookup: list[str] = field(default_factory=list)  # the identities read: records', targets'
     id_fields: list[str] = field(default_factory=list)  # one per record
+    lookup_ids: list[str] = field(default_factory=list)  # the ids read: records', targets'
     targets: dict[str, str] = field(default_factory=dict)  # retraction -> its target
     plan: WritePlan = field(default_factory=WritePlan)
     changes: NetChanges = field(default_factory=NetChanges)
     known: dict[str, Event] = field(default_factory=dict)  # decoded, by event_key
+    places: dict[str, int] = field(default_factory=dict)  # where each known identity is stored
     in_flight: InFlightWrites | None = None  # the partition's previous batch, maybe unapplied
     error: Exception | None = None
 
@@ -126,10 +130,19 @@ class BatchFold:
         ids = self.changes.hashes.get(self.space.event_ids, {})
         return InFlightWrites(
             known=self.known,
+            places=self.places,
             retracted=frozenset(self.changes.retracted),
             ids={f: v for f, v in ids.items() if isinstance(v, str)},
             trips=bool(self.changes.trips),
         )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """An event the partition already holds: where, which copy, and its bytes."""
+
+    place: int
+    raw: bytes
 
 
 @dataclass
@@ -190,20 +203,22 @@ class ReadModelProjection:
         id_field = keyspace.event_id_field
         for fold in folds:
             targets = fold.targets
+            target_ids = []
             for r in fold.records:
                 if type(r.event) is EventRetracted:
                     target = r.event.data.target
                     targets[r.ident] = event_key(target.source, target.id)
+                    target_ids.append(id_field(target.id))
             fold.id_fields = [id_field(r.event.id) for r in fold.records]
             fold.lookup = list(
                 dict.fromkeys([r.ident for r in fold.records] + list(targets.values()))
             )
+            fold.lookup_ids = list(dict.fromkeys(fold.id_fields + target_ids))
         pipe = self._redis.pipeline(transaction=False)
         for fold in folds:
             if fold.lookup:
-                pipe.hmget(fold.space.events, fold.lookup)
-                pipe.smismember(fold.space.retracted, fold.lookup)
-                pipe.hmget(fold.space.event_ids, list(dict.fromkeys(fold.id_fields)))
+                pipe.hmget(fold.space.event_ids, fold.lookup_ids)
+                pipe.hmget(fold.space.retractions, fold.lookup)
         return PendingRead(folds, asyncio.ensure_future(_execute(pipe)))
 
     async def plans(
@@ -216,10 +231,11 @@ class ReadModelProjection:
         at = 0
         for i, fold in enumerate(read.folds):
             if fold.lookup:
-                stored_raw, flags, id_values = replies[at : at + 3]
-                at += 3
+                id_values, retracted = replies[at : at + 2]
+                at += 2
                 try:
-                    self._fold_batch(fold, stored_raw, flags, id_values)
+                    id_index, stored = await self._stored(fold, id_values)
+                    self._fold_batch(fold, id_index, stored, retracted)
                 except Exception as exc:  # noqa: BLE001 - a fold failure stays in its batch
                     fold.error = exc
             if fold.error is None and fold.changes.trips:
@@ -250,30 +266,59 @@ class ReadModelProjection:
         except Exception as exc:  # noqa: BLE001 - a fold failure stays in its batch
             fold.error = exc
 
+    async def _stored(
+        self, fold: BatchFold, id_values: list[bytes | None]
+    ) -> tuple[dict[str, str], dict[str, _Stored]]:
+        """The id index of the batch's ids (with what the previous batch writes), and the
+        events the partition holds under them, by event_key: read only for ids the index
+        already has, which in a log of new events is none."""
+        id_index: dict[str, str] = {
+            f: v.decode() for f, v in zip(fold.lookup_ids, id_values, strict=True) if v is not None
+        }
+        in_flight = fold.in_flight
+        pending = set(in_flight.places.values()) if in_flight is not None else set()
+        places = [p for value in id_index.values() for p in keyspace.decode_places(value)]
+        wanted = sorted({p for p in places if p not in pending})
+        if in_flight is not None:
+            id_index.update(in_flight.ids)
+        stored: dict[str, _Stored] = {}
+        if not wanted:
+            return id_index, stored
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(fold.space.events, [keyspace.place_field(p) for p in wanted])
+            [values] = await pipe.execute()
+        for place, value in zip(wanted, values, strict=True):
+            if value is None:
+                continue  # written by the previous batch, not applied yet: in `in_flight`
+            _, raw = keyspace.decode_stored_event(value, place)
+            event = decode_event(raw)
+            stored[event.key] = _Stored(place, raw)
+            fold.known.setdefault(event.key, event)
+            fold.places.setdefault(event.key, place)
+        return id_index, stored
+
     def _fold_batch(
         self,
         fold: BatchFold,
-        stored_raw: list[bytes | None],
-        flags: list[int],
-        id_values: list[bytes | None],
+        id_index: dict[str, str],
+        stored: dict[str, _Stored],
+        retracted_reply: list[bytes | None],
     ) -> None:
+        """`id_index`: an event id -> the space-separated places stored under it."""
         space = fold.space
-        stored: dict[str, bytes] = {
-            k: v for k, v in zip(fold.lookup, stored_raw, strict=True) if v is not None
-        }
-        retracted = {k for k, flag in zip(fold.lookup, flags, strict=True) if flag}
-        # an event id -> the space-separated event_keys stored under it
-        id_index: dict[str, str] = {
-            f: v.decode()
-            for f, v in zip(dict.fromkeys(fold.id_fields), id_values, strict=True)
-            if v is not None
+        retracted = {
+            k for k, value in zip(fold.lookup, retracted_reply, strict=True) if value is not None
         }
         known = fold.known
+        places = fold.places  # what this batch writes, or read: its successor's `in_flight`
         in_flight: dict[str, Event] = {}
+        in_flight_places: dict[str, int] = {}
         if fold.in_flight is not None:
             in_flight = fold.in_flight.known
+            in_flight_places = fold.in_flight.places
             retracted |= fold.in_flight.retracted
-            id_index.update(fold.in_flight.ids)
+        # what `_stored` decoded is known, but only what this batch applies is its own
+        applied = {k for k in known if k not in stored}
         plan = fold.plan
         changes = fold.changes
         keys = fold.remembered.keys
@@ -288,14 +333,15 @@ class ReadModelProjection:
         for (_, offset, _, value, event, ident, _), id_field in zip(
             fold.records, fold.id_fields, strict=True
         ):
-            if ident in stored or ident in known or ident in in_flight:
+            if ident in stored or ident in applied or ident in in_flight:
                 self.duplicates += 1
+                before = stored.get(ident)
                 kept = known.get(ident) or in_flight.get(ident)
-                if kept is None:
-                    applied = keyspace.decode_stored_event(stored[ident])[1]
-                    if applied == value:
-                        continue  # the same bytes: the common duplicate, nothing to decode
-                    kept = decode_event(applied)
+                if before is not None and ident not in applied:
+                    if before.raw == value:
+                        continue  # the same bytes: the common duplicate
+                    kept = known[ident]
+                assert kept is not None
                 if earlier_copy(event, kept):
                     # The same event, stamped earlier than the copy applied: a retry that
                     # ingest re-stamped got into the log first. The earlier copy takes its
@@ -310,19 +356,23 @@ class ReadModelProjection:
                         extra={"event_ids": [event.id]},
                     )
                     known[ident] = event
-                    restamped[ident] = encode_stored(offset, value)
+                    applied.add(ident)
+                    place = places[ident] if ident in places else in_flight_places[ident]
+                    places[ident] = place
+                    restamped[keyspace.place_field(place)] = encode_stored(value, offset)
                     if ident not in retracted and not isinstance(event, EventRetracted):
                         # what holds the copy's bytes (trips, people) takes the new ones
-                        add_effects(keys, changes, kept, ident, None, present=False)
-                        add_effects(keys, changes, event, ident, value, present=True)
+                        add_effects(keys, changes, kept, ident, None, place=place, present=False)
+                        add_effects(keys, changes, event, ident, value, place=place, present=True)
                 continue
             known[ident] = event
-            stored_events[ident] = encode_stored(offset, value)
-            idents = id_index.get(id_field)
-            if idents is None:
-                id_index[id_field] = ids_changes[id_field] = ident
-            elif ident not in idents.split(" "):
-                id_index[id_field] = ids_changes[id_field] = f"{idents} {ident}"
+            applied.add(ident)
+            places[ident] = offset
+            stored_events[keyspace.place_field(offset)] = encode_stored(value)
+            held = id_index.get(id_field)
+            id_index[id_field] = ids_changes[id_field] = (
+                str(offset) if held is None else f"{held} {offset}"
+            )
             if (
                 coded is not None
                 and type(event) is EventCoded
@@ -330,25 +380,29 @@ class ReadModelProjection:
                 and coded.add(event, ident, offset)
             ):
                 continue
-            refs = timeline_refs(event)
-            plan.xadd(offset, ident, event.type, " ".join(refs.countries))
+            plan.xadd(offset)
             if isinstance(event, EventRetracted):
                 target_key = fold.targets[ident]
                 if target_key in retracted:
                     continue  # already retracted: a correction is applied once
                 target = known.get(target_key) or in_flight.get(target_key)
-                if target is None and target_key in stored:
-                    target = decode_event(keyspace.decode_stored_event(stored[target_key])[1])
-                    known[target_key] = target
                 if isinstance(target, EventRetracted):
                     continue  # a retraction of a retraction is void
                 retracted.add(target_key)
                 changes.retracted.add(target_key)
-                changes.hashes[space.retractions][target_key] = ident
+                changes.hashes[space.retractions][target_key] = str(offset)
                 if target is not None:
-                    add_effects(keys, changes, target, target_key, None, present=False)
+                    target_place = (
+                        places[target_key] if target_key in places else in_flight_places[target_key]
+                    )
+                    changes.retracted_places.add(target_place)
+                    add_effects(
+                        keys, changes, target, target_key, None, place=target_place, present=False
+                    )
             elif ident not in retracted:
-                add_effects(keys, changes, event, ident, value, present=True, refs=refs)
+                add_effects(keys, changes, event, ident, value, place=offset, present=True)
+            else:
+                changes.retracted_places.add(offset)  # arrived after its retraction
         plan.events += len(stored_events)
         stored_events.update(restamped)
         if stored_events:

@@ -63,6 +63,7 @@ class VersionInfo:
     version: int
     state: str  # a keyspace.VersionState
     partitions: int
+    layout: str = keyspace.LAYOUT  # keyspace.LAYOUT, or another release's
 
 
 class ReadModelWriter(Protocol):
@@ -124,7 +125,10 @@ class RedisReadModelWriter:
         """
         active = await self.active_version()
         if active is not None:
-            return active
+            info = await self.version_info(active)
+            if info is None or info.layout == keyspace.LAYOUT:
+                return active
+            return await self._replace_other_layout(active, info, partitions)
         candidate = await self.new_version(partitions, above=above)
         if await self._redis.set(keyspace.ACTIVE_VERSION, candidate, nx=True):
             logger.warning(
@@ -138,6 +142,26 @@ class RedisReadModelWriter:
             return await self.ensure_active_version(partitions, above=above)
         return active
 
+    async def _replace_other_layout(self, active: int, info: VersionInfo, partitions: int) -> int:
+        """The served version is of another layout: its keys mean something else here and
+        are never read. Build a new version from the start of the log and serve it instead
+        (the API answers 503 until it has caught up, as it could not read the old one)."""
+        candidate = await self.new_version(partitions, above=active)
+        if await self._redis.eval(_SWAP_POINTER, 1, keyspace.ACTIVE_VERSION, active, candidate):
+            logger.warning(
+                "the served read models (version %d) are of layout %s, this release writes "
+                "layout %s: building version %d from the start of the log (drop version %d "
+                "once it is served: `chancery rebuild` does both at once)",
+                active,
+                info.layout,
+                keyspace.LAYOUT,
+                candidate,
+                active,
+            )
+            return candidate
+        await self._redis.delete(keyspace.version_meta(candidate))  # another instance did
+        return await self.ensure_active_version(partitions, above=candidate)
+
     async def new_version(self, partitions: int, *, above: int = 0) -> int:
         version = int(await self._redis.incr(keyspace.VERSION_COUNTER))
         if version <= above:
@@ -145,6 +169,7 @@ class RedisReadModelWriter:
         await self._redis.hset(
             keyspace.version_meta(version),
             mapping={
+                MetaField.LAYOUT: keyspace.LAYOUT,
                 MetaField.STATE: VersionState.BUILDING,
                 MetaField.PARTITIONS: partitions,
                 MetaField.TOPIC: self._topic,
@@ -161,6 +186,7 @@ class RedisReadModelWriter:
             version=version,
             state=_text(meta[MetaField.STATE.encode()]),
             partitions=int(meta[MetaField.PARTITIONS.encode()]),
+            layout=keyspace.layout_of(meta),
         )
 
     async def mark_ready_if_caught_up(self, version: int, partitions: int) -> bool:
@@ -288,6 +314,16 @@ async def _chunks(items: AsyncIterator[bytes], size: int) -> AsyncIterator[list[
             chunk = []
     if chunk:
         yield chunk
+
+
+_SWAP_POINTER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+"""Move the pointer from ARGV[1] to ARGV[2] only if it still names ARGV[1]."""
 
 
 def _text(value: bytes | str) -> str:

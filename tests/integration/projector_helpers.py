@@ -38,6 +38,7 @@ from chancery.contract import (
     EnvoyAppointed,
     Event,
     TripPayload,
+    decode_event,
     encode_event,
     partition_key,
     stamp,
@@ -51,6 +52,7 @@ from chancery.domain import (
     effective,
     fold_trip,
     merge,
+    occurred_of,
     order_string,
     pairs_of,
 )
@@ -531,16 +533,37 @@ def _part(key: str) -> tuple[int, str]:
 
 
 def read_models(dump: Mapping[str, object]) -> ReadModels:
-    """Reassemble the merged read models from a canonical dump."""
+    """Reassemble the merged read models from a canonical dump, as the API reads them: a
+    timeline member names its event by its place, and a country's timeline is its solo
+    events and its pairs' timelines (found through its timeline partners) merged."""
     shares: dict[int, dict[Pair, PairLedger]] = defaultdict(dict)
     pair_tl: dict[str, set[str]] = defaultdict(set)
-    country_tl: dict[str, set[str]] = defaultdict(set)
+    tl_by_key: dict[tuple[int, str], set[str]] = defaultdict(set)  # (partition, key) -> members
+    solo: dict[tuple[int, str], set[str]] = defaultdict(set)
+    tl_partners: dict[tuple[int, str], set[str]] = defaultdict(set)
     partners: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     trips: dict[str, object] = {}
     visits: dict[str, set[str]] = defaultdict(set)
     envoys: dict[str, set[str]] = defaultdict(set)
     identities: set[str] = set()
+    stored: dict[tuple[int, int], Event] = {}
     stream_entries = 0
+    for key, value in dump.items():
+        if key.startswith("{p"):
+            p, rest = _part(key)
+            if rest == "ev":
+                for place, v in value:  # type: ignore[attr-defined]
+                    _, raw = keyspace.decode_stored_event(v, int(place))
+                    stored[(p, int(place))] = decode_event(raw)
+
+    def public(p: int, member: bytes) -> str:
+        """The public member of a stored one, checked against the event it names."""
+        event = stored[(p, keyspace.timeline_place(member))]
+        order = keyspace.order_code(occurred_of(event), event.source, event.id)
+        place = keyspace.timeline_place(member)
+        assert member.decode() == keyspace.stored_timeline_member(order, event.type, place)
+        return keyspace.timeline_member(order_string(event), event.type)
+
     for key, value in dump.items():
         if not key.startswith("{p"):
             continue
@@ -559,10 +582,15 @@ def read_models(dump: Mapping[str, object]) -> ReadModels:
             elif parts[2] == "plans":
                 share.plans = keyspace.decode_plans(items)
             elif parts[2] == "contacts":
-                share.contacts = dict(keyspace.decode_contact(m) for m in items)
+                share.contacts = dict(keyspace.decode_contact(m) for m, _ in value)  # type: ignore[attr-defined]
         elif parts[0] == "tl":
-            target = pair_tl if parts[1] == "pair" else country_tl
-            target[parts[2]].update(m.decode() for m, _ in value)  # type: ignore[attr-defined]
+            members = {public(p, m) for m, _ in value}  # type: ignore[attr-defined]
+            pair_tl[parts[1]].update(members)
+            tl_by_key[(p, parts[1])].update(members)
+        elif parts[0] == "tl1":
+            solo[(p, parts[1])].update(public(p, m) for m, _ in value)  # type: ignore[attr-defined]
+        elif parts[0] == "tlp":
+            tl_partners[(p, parts[1])].update(m.decode() for m in value)  # type: ignore[attr-defined]
         elif parts[0] == "partners":
             for partner, n in value:  # type: ignore[attr-defined]
                 partners[parts[1]][partner.decode()] += int(n)
@@ -572,17 +600,23 @@ def read_models(dump: Mapping[str, object]) -> ReadModels:
             visits[parts[1]].update(m.decode() for m, _ in value)  # type: ignore[attr-defined]
         elif parts[0] == "person":
             envoys[parts[1]].update(k.decode() for k, _ in value)  # type: ignore[attr-defined]
-        elif parts[0] == "events":
-            identities.update(k.decode() for k, _ in value)  # type: ignore[attr-defined]
+        elif parts[0] == "ev":
+            identities.update(stored[(p, int(place))].key for place, _ in value)  # type: ignore[attr-defined]
         elif parts[0] == "stream":
             stream_entries += len(value)  # type: ignore[arg-type]
+    country_tl: dict[str, set[str]] = defaultdict(set)
+    for (_, country), members in solo.items():
+        country_tl[country].update(members)
+    for (p, country), others in tl_partners.items():
+        for other in others:
+            country_tl[country].update(tl_by_key.get((p, Pair.of(country, other).key), set()))
     ledger = RelationLedger()
     for partition_share in shares.values():
         ledger = merge(ledger, RelationLedger(partition_share))
     return ReadModels(
         ledger=ledger,
-        pair_timelines={k: sorted(v) for k, v in pair_tl.items()},
-        country_timelines={k: sorted(v) for k, v in country_tl.items()},
+        pair_timelines={k: sorted(v) for k, v in pair_tl.items() if v},
+        country_timelines={k: sorted(v) for k, v in country_tl.items() if v},
         partners={k: dict(v) for k, v in partners.items()},
         trips=trips,
         visits={k: sorted(v) for k, v in visits.items()},

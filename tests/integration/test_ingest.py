@@ -227,12 +227,13 @@ async def test_a_retraction_of_a_target_ingest_forgot_goes_where_the_read_models
         # idempotency window passes (ingest's own memory of the target expires).
         version = 3
         await redis.set(keyspace.ACTIVE_VERSION, version)
-        await redis.hset(keyspace.version_meta(version), mapping={"partitions": TOPIC_PARTITIONS})
         await redis.hset(
-            PartitionSpace(version, partition).events,
-            target_key,
-            keyspace.encode_stored_event(offset, value),
+            keyspace.version_meta(version),
+            mapping={"partitions": TOPIC_PARTITIONS, "layout": keyspace.LAYOUT},
         )
+        space = PartitionSpace(version, partition)
+        await redis.hset(space.events, str(offset), keyspace.encode_stored_event(value))
+        await redis.hset(space.event_ids, "t-old", str(offset))
         await redis.delete(keyspace.idempotency(target_key))
 
         answer = await ingest.post("/v1/events", json=retraction("x-old", "t-old"))

@@ -152,7 +152,9 @@ async def inject(services: Services, chosen: list[int]) -> None:
             services.projector_alive()
         print(f"statuses {statuses}, {len(accepted)} accepted, {len(monitor.commands)} commands")
         assert server_errors == []
-        marked = monitor.containing(MARK)
+        # Stored events are compressed (chancery/keyspace.py): a payload inside one is seen
+        # once the value is decompressed.
+        marked = [c for c in monitor.commands if any(MARK in a for a in _unpacked(c))]
         as_keys, as_patterns = [], []
         for command in marked:
             if any(MARK in k for k in await keys_of(redis, command)):
@@ -167,6 +169,17 @@ async def inject(services: Services, chosen: list[int]) -> None:
             assert marked, "accepted payloads never reached Redis even as values"
     finally:
         await redis.aclose()
+
+
+def _unpacked(command: list[bytes]) -> list[bytes]:
+    """A command's arguments, and the event in each that is a stored event."""
+    out = list(command)
+    for arg in command:
+        try:
+            out.append(keyspace.decode_stored_event(arg, 0)[1])
+        except Exception:  # noqa: BLE001 - most arguments are no stored event
+            continue
+    return out
 
 
 def _trailing_newline(p: str) -> bool:
@@ -191,7 +204,8 @@ def _builders() -> list[Callable[[str], str]]:
     return [
         space.partners,
         space.pair_timeline,
-        space.country_timeline,
+        space.solo_timeline,
+        space.timeline_partners,
         space.person,
         space.person_trips,
         space.trip_events,

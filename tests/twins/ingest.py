@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chancery.contract import Event
+from chancery.contract import Event, event_key
 from chancery.keyspace import IdempotencyRecord
 from services.ingest.idempotency import Claim, IdempotencyUnavailableError
 from services.ingest.publisher import (
@@ -144,7 +144,7 @@ class InMemoryTargetIndex:
     def add(self, event: Event) -> None:
         self.events[event.key] = event
 
-    async def lookup(self, event_keys: Sequence[str]) -> list[Event | None]:
+    async def lookup(self, targets: Sequence[tuple[str, str]]) -> list[Event | None]:
         if not self.available:
             raise ReadModelsUnavailableError("in-memory read models switched off")
-        return [self.events.get(k) for k in event_keys]
+        return [self.events.get(event_key(*ref)) for ref in targets]

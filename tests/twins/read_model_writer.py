@@ -56,21 +56,15 @@ class MemoryReadModels:
             op = args[i]
             if op == "X":
                 n = int(args[i + 1])
-                entries = args[i + 2 : i + 2 + 4 * n]
                 stream = self.streams[space.stream]
-                for j in range(0, len(entries), 4):
-                    offset, event_key, event_type, actors = entries[j : j + 4]
+                for offset in args[i + 2 : i + 2 + n]:
                     top = keyspace.offset_of_stream_id(stream[-1][0]) if stream else -1
                     if int(offset) <= top:
                         skipped += 1
                         continue
-                    fields = {
-                        keyspace.STREAM_KEY.decode(): _bytes(event_key),
-                        keyspace.STREAM_TYPE.decode(): _bytes(event_type),
-                        keyspace.STREAM_ACTORS.decode(): _bytes(actors),
-                    }
+                    fields = {keyspace.STREAM_FIELD.decode(): b""}
                     stream.append((keyspace.stream_id(int(offset)), fields))
-                i += 2 + 4 * n
+                i += 2 + n
             elif op == "M":
                 nk = int(args[i + 1])
                 targets = [key(j) for j in range(i + 2, i + 2 + nk)]
@@ -143,10 +137,6 @@ class ReadPipeline:
         fields = self._models.hashes.get(name, {})
         self._replies.append([fields.get(k) for k in keys])
 
-    def smismember(self, name: str, values: list[str]) -> None:
-        members = self._models.sets.get(name, set())
-        self._replies.append([int(m in members) for m in values])
-
     def hgetall(self, name: str) -> None:
         fields = self._models.hashes.get(name, {})
         self._replies.append({k.encode(): v for k, v in fields.items()})
@@ -173,7 +163,10 @@ class InMemoryReadModelWriter:
     async def ensure_active_version(self, partitions: int, *, above: int = 0) -> int:
         active = await self.active_version()
         if active is not None:
-            return active
+            info = await self.version_info(active)
+            if info is None or info.layout == keyspace.LAYOUT:
+                return active
+            above = max(above, active)  # of another layout: built anew, as Redis's writer does
         version = await self.new_version(partitions, above=above)
         self.models.strings[keyspace.ACTIVE_VERSION] = _bytes(version)
         return version
@@ -183,6 +176,7 @@ class InMemoryReadModelWriter:
         version = max(int(strings.get(keyspace.VERSION_COUNTER, b"0")) + 1, above + 1)
         strings[keyspace.VERSION_COUNTER] = _bytes(version)
         self.models.hashes[keyspace.version_meta(version)] = {
+            MetaField.LAYOUT: _bytes(keyspace.LAYOUT),
             MetaField.STATE: _bytes(VersionState.BUILDING),
             MetaField.PARTITIONS: _bytes(partitions),
             MetaField.TOPIC: _bytes(self._topic),
@@ -199,7 +193,12 @@ class InMemoryReadModelWriter:
         meta = self.models.hashes.get(keyspace.version_meta(version))
         if not meta:
             return None
-        return VersionInfo(version, meta[MetaField.STATE].decode(), int(meta[MetaField.PARTITIONS]))
+        return VersionInfo(
+            version,
+            meta[MetaField.STATE].decode(),
+            int(meta[MetaField.PARTITIONS]),
+            keyspace.layout_of({k.encode(): v for k, v in meta.items()}),
+        )
 
     async def mark_ready_if_caught_up(self, version: int, partitions: int) -> bool:
         meta = self.models.hashes[keyspace.version_meta(version)]

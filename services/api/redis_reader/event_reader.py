@@ -1,30 +1,27 @@
-"""Stored events: by id, by key in their partition, and the retracted ones a history needs.
+"""Stored events: by id, by place in their partition, and the retracted ones a history needs.
 
-Each partition keeps the events it applied in its `events` hash (event key -> the stored
-event: its offset and the log's JSON), the keys of those retracted in `retracted`, and for
-each retracted event the retraction that took effect (`retractions`): a retraction and its
-target share a partition. The other readers load their events through this one.
+Each partition keeps the events it applied in its `events` hash (place -> the event,
+compressed, and the offset of the copy kept when that is not its place: see
+chancery.keyspace), the places of each id in `ids`, the places of those retracted in
+`retracted`, and for each retracted event the place of the retraction that took effect
+(`retractions`, by the retracted event's key): a retraction and its target share a
+partition. The other readers load their events through this one.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from chancery import keyspace
 from chancery.contract import Event, EventRetracted, decode_event
-from chancery.keyspace import PartitionSpace
 from services.api.reader import ReadResult, StoredEvent
 
 from .round_trips import Commands, RoundTrips
 from .served_version import Layout, ServedVersion
 
-logger = logging.getLogger(__name__)
-
-
-def _event_of(stored: bytes) -> Event:
-    return decode_event(keyspace.decode_stored_event(stored)[1])
+Placed = tuple[int, int]
+"""(partition, place): where an event is stored."""
 
 
 class EventReader:
@@ -39,91 +36,89 @@ class EventReader:
             return tuple(("HGET", space.event_ids, id_field) for space in layout.spaces)
 
         replies, snapshot, layout = await self._served.read(commands)
-        keyed = [
-            (p, key)
+        placed = [
+            (p, place)
             for p, reply in enumerate(replies)
             if reply
-            for key in keyspace.decode_event_keys(reply)
+            for place in keyspace.decode_places(reply)
         ]
-        stored = await self.load(layout, keyed)
-        found = [stored[key] for _, key in keyed if key in stored]
+        stored = await self.load(layout, placed)
+        found = [stored[at] for at in placed if at in stored]
         found.sort(key=lambda s: (s.event.source, s.partition, s.offset))
         return ReadResult(found, snapshot)
 
-    async def load(
-        self, layout: Layout, keyed: Sequence[tuple[int, str]]
-    ) -> dict[str, StoredEvent]:
-        """event_key -> stored event, from each key's own partition, with its retracted flag."""
-        by_partition: dict[int, list[str]] = {}
-        for p, key in keyed:
-            by_partition.setdefault(p, []).append(key)
+    async def load(self, layout: Layout, placed: Sequence[Placed]) -> dict[Placed, StoredEvent]:
+        """(partition, place) -> stored event, with its retracted flag."""
+        by_partition: dict[int, list[int]] = {}
+        for p, place in placed:
+            by_partition.setdefault(p, []).append(place)
         if not by_partition:
             return {}
         order = sorted(by_partition)
         commands: list[tuple[str, ...]] = []
         for p in order:
             space = layout.spaces[p]
-            commands.append(("HMGET", space.events, *by_partition[p]))
-            commands.append(("SMISMEMBER", space.retracted, *by_partition[p]))
+            fields = [keyspace.place_field(place) for place in by_partition[p]]
+            commands.append(("HMGET", space.events, *fields))
+            commands.append(("SMISMEMBER", space.retracted, *fields))
         replies = await self._round_trips.send(tuple(commands))
-        out: dict[str, StoredEvent] = {}
+        out: dict[Placed, StoredEvent] = {}
         for i, p in enumerate(order):
-            for key, raw, flag in zip(
+            for place, value, flag in zip(
                 by_partition[p], replies[2 * i], replies[2 * i + 1], strict=True
             ):
-                if raw is None:
+                if value is None:
                     continue
-                offset, body = keyspace.decode_stored_event(raw)
-                out[key] = StoredEvent(decode_event(body), body, p, offset, bool(flag))
+                offset, raw = keyspace.decode_stored_event(value, place)
+                out[(p, place)] = StoredEvent(decode_event(raw), raw, p, offset, bool(flag))
         return out
 
     async def with_retracted(
         self,
         layout: Layout,
-        keys: Sequence[Sequence[str]],
+        events: list[Event],
         known_at: datetime | None,
         concerns: Callable[[Event], bool],
     ) -> list[Event]:
-        """The events under `keys` (per partition); with `known_at`, also every retracted
-        event that `concerns` the query and was recorded by then, with its retraction."""
-        commands: list[tuple[str, ...]] = []
-        for p, space in enumerate(layout.spaces):
-            commands.append(("HMGET", space.events, *keys[p]) if keys[p] else ("ECHO", ""))
-            if known_at is not None:
-                commands.append(("SMEMBERS", space.retracted))
-        replies = await self._round_trips.send(tuple(commands))
-        step = 2 if known_at is not None else 1
-        events: list[Event] = []
-        retracted: list[tuple[int, str]] = []
-        for p in range(len(layout.spaces)):
-            if keys[p]:
-                events.extend(_event_of(raw) for raw in replies[step * p] if raw is not None)
-            if known_at is not None:
-                retracted.extend((p, k.decode()) for k in replies[step * p + 1])
-        if known_at is None or not retracted:
+        """`events`; with `known_at`, also every retracted event that `concerns` the query
+        and was recorded by then, with its retraction."""
+        if known_at is None:
             return events
+        replies = await self._round_trips.send(
+            tuple(("SMEMBERS", space.retracted) for space in layout.spaces)
+        )
+        retracted = [(p, int(place)) for p, reply in enumerate(replies) for place in reply]
         stored = await self.load(layout, retracted)
-        for key, item in stored.items():
-            event = item.event
-            if isinstance(event, EventRetracted) or not concerns(event):
-                continue
-            if event.recordedtime is None or event.recordedtime > known_at:
-                continue  # not known at `known_at` anyway
-            retraction = await self._retraction_of(layout.spaces[item.partition], event)
-            if retraction is None:
-                logger.warning(
-                    "the retraction of %s is no longer in the stream; leaving the event out",
-                    key,
-                )
-                continue
-            events.extend((event, retraction))
-        return events
+        targets = [
+            item
+            for item in stored.values()
+            if not isinstance(item.event, EventRetracted)
+            and concerns(item.event)
+            and item.event.recordedtime is not None
+            and item.event.recordedtime <= known_at
+        ]
+        if not targets:
+            return events
+        places = await self._round_trips.send(
+            tuple(
+                ("HGET", layout.spaces[item.partition].retractions, item.event.key)
+                for item in targets
+            )
+        )
+        pairs = [
+            (item, (item.partition, int(place)))
+            for item, place in zip(targets, places, strict=True)
+            if place is not None  # written with the `retracted` entry, in one atomic step
+        ]
+        retractions = await self.load(layout, [at for _, at in pairs])
+        out = list(events)
+        for item, at in pairs:
+            retraction = retractions.get(at)
+            if retraction is not None:
+                out.extend((item.event, retraction.event))
+        return out
 
-    async def _retraction_of(self, space: PartitionSpace, target: Event) -> Event | None:
-        """The retraction of `target`: the projector maps each retracted event to the
-        retraction that took effect, in the partition they share (`retractions`)."""
-        (key,) = await self._round_trips.send((("HGET", space.retractions, target.key),))
-        if key is None:
-            return None
-        (raw,) = await self._round_trips.send((("HGET", space.events, key),))
-        return _event_of(raw) if isinstance(raw, bytes) else None
+    async def load_events(self, layout: Layout, placed: Sequence[Placed]) -> list[Event]:
+        """The events at these places (those still stored), in that order."""
+        stored = await self.load(layout, placed)
+        return [stored[at].event for at in placed if at in stored]

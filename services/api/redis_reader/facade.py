@@ -31,7 +31,7 @@ from .relation_scripts import CHECK_SCRIPT, SHARE_SCRIPT
 from .round_trips import RedisRoundTrips, RoundTrips
 from .served_version import ServedVersion
 from .stream_reader import StreamReader
-from .timeline_reader import TimelineReader
+from .timeline_reader import MERGE_SCRIPT, TimelineReader
 
 
 class RedisReadModelReader:
@@ -48,14 +48,14 @@ class RedisReadModelReader:
         pool of its own, so waits never starve reads). `round_trips`: another way to Redis
         than these two clients (tests, or a Redis Cluster)."""
         self._round_trips = round_trips or RedisRoundTrips(
-            redis, blocking, scripts=(SHARE_SCRIPT, CHECK_SCRIPT)
+            redis, blocking, scripts=(SHARE_SCRIPT, CHECK_SCRIPT, MERGE_SCRIPT)
         )
         self.served = ServedVersion(self._round_trips, topic)
         self.events = EventReader(self._round_trips, self.served)
         self.relations = RelationReader(self._round_trips, self.served, self.events)
         self.timelines = TimelineReader(self._round_trips, self.served, self.events)
         self.people = PeopleReader(self._round_trips, self.served, self.events)
-        self.stream = StreamReader(self._round_trips, self.served)
+        self.stream = StreamReader(self._round_trips, self.served, self.events)
 
     async def start(self) -> None:
         await self._round_trips.load_scripts()

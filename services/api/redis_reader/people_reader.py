@@ -53,19 +53,19 @@ class PeopleReader:
     ) -> ReadResult[list[Event]]:
         index, snapshot = await self._trip_index(person_id)
         layout = self._served.layout_for(snapshot)
-        keys: list[list[str]] = [[] for _ in layout.spaces]
+        events: list[Event] = []
         if index:
+            # each trip's events, as the log holds them (retracted ones are not kept there)
             replies = await self._round_trips.send(
-                tuple(("HKEYS", layout.spaces[t.partition].trip_events(t.key)) for t in index)
+                tuple(("HVALS", layout.spaces[t.partition].trip_events(t.key)) for t in index)
             )
-            for trip, names in zip(index, replies, strict=True):
-                keys[trip.partition].extend(n.decode() for n in names)
+            events = [decode_event(raw) for reply in replies for raw in reply]
 
         def concerns(event: Event) -> bool:
             data = trip_payload(event)
             return data is not None and data.traveller.id == person_id
 
-        events = await self._events.with_retracted(layout, keys, known_at, concerns)
+        events = await self._events.with_retracted(layout, events, known_at, concerns)
         return ReadResult(events, snapshot)
 
     async def visits(self, query: VisitQuery) -> ReadResult[Page[VisitEntry]]:

@@ -25,7 +25,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from chancery import keyspace
-from chancery.contract import Event, day_bound
+from chancery.contract import Event
 from chancery.domain import PairLedger, pairs_of
 from chancery.domain.relations import Pair
 from services.api.reader import NotReadyError, ReadResult
@@ -236,12 +236,12 @@ class RelationReader:
             return tuple(("ZRANGE", s.pair_timeline(pair.key), 0, -1) for s in layout.spaces)
 
         members, snapshot, layout = await self._served.read(commands)
-        keys = [
-            [keyspace.decode_timeline_member(m).event_key for m in per_partition]
-            for per_partition in members
-        ]
+        placed = [(p, keyspace.timeline_place(m)) for p, reply in enumerate(members) for m in reply]
         events = await self._events.with_retracted(
-            layout, keys, known_at, lambda e: pair in pairs_of(e)
+            layout,
+            await self._events.load_events(layout, placed),
+            known_at,
+            lambda e: pair in pairs_of(e),
         )
         return ReadResult(events, snapshot)
 
@@ -279,5 +279,5 @@ def _below(a: int | None, b: int | None) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _bound(reference: date) -> str:
-    """`day_bound`, kept (every read of a day asks for it)."""
-    return day_bound(reference)
+    """`keyspace.day_code`, kept (every read of a day asks for it)."""
+    return keyspace.day_code(reference)

@@ -5,7 +5,8 @@ Each read resolves the served version once: the same round trip carries the poin
 version's state, every partition's applied offset and high watermark, and the data commands
 for the version last seen served. If the pointer moved, or the version is not `ready` (Redis
 emptied and the projector started over), the replies are thrown away and the read redone
-for the version now served, or NotReadyError is raised: a partial version is never served.
+for the version now served, or NotReadyError is raised: a partial version is never served,
+nor one of another read-model layout (`keyspace.LAYOUT`; state "layout": run a rebuild).
 In the steady state a read is one round trip.
 """
 
@@ -150,6 +151,8 @@ class ServedVersion:
         if partitions is None:
             raise NotReadyError(version, "missing")
         spaces = tuple(PartitionSpace(version, p) for p in range(int(partitions)))
+        if keyspace.layout_of(meta) != keyspace.LAYOUT:
+            raise NotReadyError(version, "layout")
         if meta.get(MetaField.STATE.encode()) != _READY:
             raise NotReadyError(version, "building", await self._progress(spaces))
         created = meta.get(MetaField.CREATED_MS.encode())

@@ -1,7 +1,8 @@
 """The stream of applied events on Redis: each partition's stream, read forward with XREAD.
 
 The projector appends an entry (id `<offset>-1`) for every event it applies, in the same
-atomic step; the entry names its event, whose body is in the partition's `events` hash.
+atomic step; the entry's id names its event: the event stored at that place in the
+partition's `events` hash (the copy kept, with its type and actors).
 Streams are capped (MAXLEN ~), so a resume point may be older than what a stream keeps.
 """
 
@@ -13,16 +14,19 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from chancery import keyspace
+from chancery.domain import actors_of
 from services.api.reader import NotReadyError, StreamBatch, StreamEntry, StreamGoneError
 
+from .event_reader import EventReader
 from .round_trips import RoundTrips, field_map
 from .served_version import ServedVersion
 
 
 class StreamReader:
-    def __init__(self, round_trips: RoundTrips, served: ServedVersion) -> None:
+    def __init__(self, round_trips: RoundTrips, served: ServedVersion, events: EventReader) -> None:
         self._round_trips = round_trips
         self._served = served
+        self._events = events
 
     async def stream_retained(self, after: Mapping[int, int]) -> None:
         layout = await self._served.layout()
@@ -56,37 +60,24 @@ class StreamReader:
         replies = await self._round_trips.read_streams(
             streams, count=count, block_ms=max(1, block_ms)
         )
-        read: list[tuple[int, Any, dict[bytes, bytes]]] = []
-        keys: dict[int, list[bytes]] = {}
+        read: list[tuple[int, int]] = []
         for name, items in replies:
             p = partitions[name if isinstance(name, bytes) else name.encode()]
-            for entry_id, fields in items:
-                read.append((p, entry_id, fields))
-                if keyspace.STREAM_KEY in fields:
-                    keys.setdefault(p, []).append(fields[keyspace.STREAM_KEY])
-        # An entry names its event (`k`), which is in its partition's `events` hash.
-        bodies: dict[bytes, bytes] = {}
-        if keys:
-            values = await self._round_trips.send(
-                tuple(("HMGET", layout.spaces[p].events, *wanted) for p, wanted in keys.items())
-            )
-            for wanted, found in zip(keys.values(), values, strict=True):
-                for k, v in zip(wanted, found, strict=True):
-                    if v is not None:
-                        bodies[k] = keyspace.decode_stored_event(v)[1]
+            read.extend((p, keyspace.offset_of_stream_id(entry_id)) for entry_id, _ in items)
+        # An entry names its event by its own id: the event's place in the partition.
+        stored = await self._events.load(layout, read) if read else {}
         entries: list[StreamEntry] = []
-        for p, entry_id, fields in read:
-            key = fields.get(keyspace.STREAM_KEY)
-            raw = fields.get(keyspace.STREAM_EVENT) if key is None else bodies.get(key)
-            if raw is None:  # written with its entry: gone only with the version's keys
+        for p, place in read:
+            item = stored.get((p, place))
+            if item is None:  # written with its entry: gone only with the version's keys
                 raise NotReadyError(layout.version, "missing")
             entries.append(
                 StreamEntry(
                     partition=p,
-                    offset=keyspace.offset_of_stream_id(entry_id),
-                    type=fields.get(keyspace.STREAM_TYPE, b"").decode(),
-                    actors=frozenset(fields.get(keyspace.STREAM_ACTORS, b"").decode().split()),
-                    raw=raw,
+                    offset=place,
+                    type=item.event.type,
+                    actors=actors_of(item.event),
+                    raw=item.raw,
                 )
             )
         return StreamBatch(entries)

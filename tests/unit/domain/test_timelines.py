@@ -9,6 +9,7 @@ from chancery.contract import Event
 from chancery.domain import (
     Pair,
     country_timeline,
+    on_country_timeline,
     order_key,
     pair_timeline,
     timeline_refs,
@@ -82,3 +83,43 @@ def test_the_timeline_sort_key_is_the_fold_order_as_a_string(events: list[Event]
     by_key = sorted(events, key=order_key)
     by_string = sorted(events, key=timeline_sort_key)
     assert by_key == by_string
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories(max_size=10))
+def test_an_actors_timeline_is_its_pairs_timelines_and_its_solo_events(
+    events: list[Event],
+) -> None:
+    """What the read models keep (pair timelines and solo events) gives every actor's
+    timeline: each actor of an event is in one of the event's pairs or solo, never both."""
+    for e in events:
+        refs = timeline_refs(e)
+        paired = {actor for pair in refs.pairs for actor in (pair.first, pair.second)}
+        assert paired <= set(refs.countries)
+        assert set(refs.solo) == set(refs.countries) - paired
+        for actor in {*refs.countries, "ZZZ"}:
+            assert on_country_timeline(actor, refs) == (actor in refs.countries)
+    for actor in {a for e in events for a in timeline_refs(e).countries}:
+        assert pair_timeline_union(actor, events) == country_timeline(actor, events)
+
+
+def pair_timeline_union(actor: str, events: list[Event]) -> list[Event]:
+    """The actor's pairs' timelines merged, without repeats, and its solo events."""
+    pairs = {p for e in events for p in timeline_refs(e).pairs if actor in (p.first, p.second)}
+    merged = {e.key: e for pair in pairs for e in pair_timeline(pair, events)}
+    merged.update(
+        {e.key: e for e in country_timeline(actor, events) if actor in timeline_refs(e).solo}
+    )
+    return sorted(merged.values(), key=order_key)
+
+
+def test_a_mediator_of_a_change_of_relations_is_solo() -> None:
+    refs = timeline_refs(
+        event(
+            "relations.changed",
+            "r",
+            {"parties": ["IRN", "SAU"], "change": "restored", "occurred": "2023-03-10",
+             "mediator": "CHN"},
+        )
+    )  # fmt: skip
+    assert refs.solo == ("CHN",)

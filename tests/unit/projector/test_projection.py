@@ -23,13 +23,14 @@ from chancery import keyspace
 from chancery.contract import (
     Event,
     EventCoded,
+    decode_event,
     encode_event,
     event_key,
     partition_key,
     retraction_target,
     stamp,
 )
-from chancery.domain.ordering import order_string
+from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import relation_effects
 from chancery.keyspace import PartitionSpace
 from services.projector import projection as projection_module
@@ -152,15 +153,34 @@ def _stamped(batches: list[list[Event]]) -> list[Event]:
 
 def _arrival_free(state: dict[str, object]) -> dict[str, object]:
     """A folded state without what depends on arrival alone: the stream of applied events,
-    the offsets stored beside each event, and the order of identities sharing an id."""
+    the places events are stored under (their first copy's offset) and the offsets stored
+    beside them, and the order of identities sharing an id. Each place becomes the identity
+    stored there, wherever a place is named (timeline members, the id index, retractions)."""
     out = dict(state)
     out.pop(SPACE.stream)
     events = out.pop(SPACE.events, {})
     assert isinstance(events, dict)
-    out[SPACE.events] = {k: v.partition(b" ")[2] for k, v in events.items()}
+    raw = {int(p): keyspace.decode_stored_event(v, int(p))[1] for p, v in events.items()}
+    key_at = {p: decode_event(r).key for p, r in raw.items()}
+    out[SPACE.events] = {key_at[p]: r for p, r in raw.items()}
     ids = out.pop(SPACE.event_ids, {})
     assert isinstance(ids, dict)
-    out[SPACE.event_ids] = {k: sorted(v.split(b" ")) for k, v in ids.items()}
+    out[SPACE.event_ids] = {
+        k: sorted(key_at[p] for p in keyspace.decode_places(v)) for k, v in ids.items()
+    }
+    retractions = out.pop(SPACE.retractions, {})
+    assert isinstance(retractions, dict)
+    out[SPACE.retractions] = {k: key_at[int(v)] for k, v in retractions.items()}
+    if SPACE.retracted in out:
+        places = out.pop(SPACE.retracted)
+        assert isinstance(places, list)
+        out[SPACE.retracted] = sorted(key_at[int(p)] for p in places)
+    for name, members in list(out.items()):
+        if ":tl:" in name or ":tl1:" in name:
+            assert isinstance(members, list)
+            out[name] = sorted(
+                m[: m.rindex(" ") + 2] + key_at[keyspace.timeline_place(m)] for m in members
+            )
     return out
 
 
@@ -198,21 +218,39 @@ async def test_a_copy_stamped_later_changes_nothing_wherever_it_arrives(
     assert _arrival_free(await _fold_ahead(split)) == expected
 
 
-async def test_the_stream_names_each_new_event_by_its_key_and_the_events_hash_holds_it() -> None:
+async def test_an_event_is_stored_once_under_its_place_and_the_stream_names_the_place() -> None:
     event = _coded("s1", "CHN", "USA", "042")
     state = await _fold([[event, event]], fast=True)
-    assert state[SPACE.stream] == [
-        ("0-1", {"k": event.key.encode(), "t": CODED.encode(), "a": b"CHN USA"})
+    assert state[SPACE.stream] == [("0-1", {"p": b""})]
+    [(place, value)] = state[SPACE.events].items()  # type: ignore[attr-defined]
+    assert place == "0"
+    assert keyspace.decode_stored_event(value, 0) == (0, encode_event(event))
+    assert len(value) < len(encode_event(event)) / 2  # compressed
+    assert state[SPACE.event_ids] == {"s1": b"0"}
+    member = keyspace.stored_timeline_member(
+        keyspace.order_code(occurred_of(event), event.source, event.id), event.type, 0
+    )
+    assert state[SPACE.pair_timeline("CHN|USA")] == [member]
+    assert state[SPACE.timeline_partners("CHN")] == ["USA"]
+    assert not any(":tl1:" in key for key in state)  # both actors are in the pair
+
+
+async def test_an_actor_in_none_of_the_pairs_has_the_event_in_its_solo_timeline() -> None:
+    event = _coded("s2", "CHN", "CHN", "042")  # an actor with itself: no pair
+    state = await _fold([[event]], fast=True)
+    assert list(state[SPACE.solo_timeline("CHN")]) == [  # type: ignore[call-overload]
+        keyspace.stored_timeline_member(
+            keyspace.order_code(occurred_of(event), event.source, event.id), event.type, 0
+        )
     ]
-    assert state[SPACE.events] == {event.key: b"0 " + encode_event(event)}
 
 
 async def test_a_retraction_is_recorded_against_its_target() -> None:
     target = _coded("t1", "CHN", "USA", "190")
     undo = retraction("u1", target.source, target, target.time)
     state = await _fold([[target], [undo]], fast=True)
-    assert state[SPACE.retractions] == {target.key: undo.key.encode()}
-    assert state[SPACE.retracted] == [target.key]
+    assert state[SPACE.retractions] == {target.key: b"1"}  # the retraction's place
+    assert state[SPACE.retracted] == ["0"]  # the target's
     assert not any(":days" in key for key in state)  # its counts are gone with it
 
 
@@ -237,7 +275,7 @@ def test_hincrby_each_is_hincrby_of_each_counter() -> None:
 @settings(max_examples=200, deadline=None)
 @given(occurring_events("c", CODED))
 def test_member_tails_made_once_are_what_the_keyspace_appends(event: Event) -> None:
-    """The fast path builds a coded event's members as its order string + a tail made once
+    """The fast path builds a coded event's members as its order code + a tail made once
     per fact: the members keyspace makes of the event and its domain effect."""
     assert isinstance(event, EventCoded)
     facts = CodedFacts.of(event)
@@ -245,9 +283,11 @@ def test_member_tails_made_once_are_what_the_keyspace_appends(event: Event) -> N
         assert facts is None  # no pair, no effect: the general fold takes it
         return
     assert facts is not None
-    order = f"{facts.sort_key} {event.source} {event.id}"
-    assert order == order_string(event)
-    assert order + facts.timeline_tail == keyspace.timeline_member(order, event.type)
+    order = f"{facts.sort_code}{keyspace.source_code(event.source)}{event.id} "
+    assert order == keyspace.order_code(event.data.occurred, event.source, event.id)
+    assert order + facts.type_code + keyspace.place_code(7) == (
+        keyspace.stored_timeline_member(order, event.type, 7)
+    )
     [effect] = relation_effects(event).values()
     if effect.contact is None:
         assert facts.contact_tail is None
