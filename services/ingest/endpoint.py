@@ -15,6 +15,8 @@ or `application/json` without `ce-` headers), batched (`/v1/events/batch`), and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from typing import Any, NamedTuple
 import pydantic_core
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from chancery.auth import AuthenticationError, PermissionDeniedError, utcnow
 from chancery.auth import Scope as AuthScope
@@ -68,6 +70,35 @@ def head_of(headers: Sequence[tuple[bytes, bytes]]) -> Head:
         elif name == b"content-length":
             content_length = value.decode("latin-1")
     return Head(authorization, content_type, content_length, headers)
+
+
+# After refusing a request whose body has not all arrived, the rest is read and dropped, up
+# to this long, so that the client, still sending, reads the answer instead of finding the
+# connection reset (granian closes a connection whose request body is left unread).
+DRAIN_S = 30.0
+
+
+class _Receiver:
+    """`receive`, noting whether the request's body has ended."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.ended = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.ended = True
+        return message
+
+
+async def _drain(body: _Receiver, limit: int) -> None:
+    """Read and drop the rest of a refused request's body (bounded in time and bytes)."""
+    left = 2 * limit
+    with contextlib.suppress(TimeoutError, ClientDisconnect):
+        async with asyncio.timeout(DRAIN_S):
+            while not body.ended and left > 0:
+                left -= len((await body()).get("body", b""))
 
 
 class Answer(NamedTuple):
@@ -195,11 +226,15 @@ async def serve(
     token = correlation_id.set(cid)
     gauge = ctx.metrics.in_flight
     gauge.inc()
+    body = _Receiver(receive)
     try:
         try:
-            answer = await accept(ctx, head_of(headers), receive, batch=batch)
+            answer = await accept(ctx, head_of(headers), body, batch=batch)
         except Exception as exc:  # noqa: BLE001 - every failure becomes its problem response
-            await _problem(_problem_of(exc, scope), scope, receive, send, cid)
+            problem = _problem_of(exc, scope)
+            await _problem(problem, scope, receive, send, cid)
+            if not body.ended:
+                await _drain(body, ctx.settings.max_body_bytes)
             return
         await send(
             {
