@@ -11,6 +11,8 @@ with other content is a conflict. Completed records expire after `ttl_s`: see th
 
 Complete, release and extend act on a key only while it still holds this request's claim
 (compare-and-set in Lua), so a late outcome never overwrites another request's record.
+Concurrent requests' calls are merged (`CoalescingIdempotencyStore`); with Redis, the
+completions and the claims of one moment share one script (`_COMPLETE_THEN_CLAIM`).
 Every call is bounded by `op_timeout_s`; a store that does not answer in time is
 "unavailable", which the service turns into a 503.
 """
@@ -325,13 +327,7 @@ class _CompleteThenClaim:
     def __init__(self, inner: GroupCommitStore, max_items: int) -> None:
         self._inner = inner
         self._max_items = max_items
-        self._queue: list[
-            tuple[
-                Sequence[_Completion],
-                Sequence[Claim],
-                asyncio.Future[list[IdempotencyRecord | None]],
-            ]
-        ] = []
+        self._queue: list[_Round] = []
         self._drainer: asyncio.Task[None] | None = None
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
