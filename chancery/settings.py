@@ -118,7 +118,7 @@ class AuthSettings(ChancerySettings):
 class IngestSettings(CommonSettings, AuthSettings):
     host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_INGEST_HOST")
     port: Port = Field(default=8001, validation_alias="CHANCERY_INGEST_PORT")
-    # uvicorn worker processes. State is in Redis and Kafka, so workers share nothing but
+    # granian worker processes. State is in Redis and Kafka, so workers share nothing but
     # the port; metrics are summed across them (prometheus_client's multiprocess mode).
     workers: int = Field(default=1, ge=1, le=64, validation_alias="CHANCERY_INGEST_WORKERS")
     max_batch_events: int = Field(default=1000, ge=1, le=10_000)

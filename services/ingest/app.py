@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chancery.auth import Authenticator, utcnow
-from chancery.contract import Event, is_country
+from chancery.contract import EVENT_TYPES, Event, is_country
 from chancery.observability import configure_logging
 from chancery.settings import IngestSettings
 from services.platform.kafka import event_log_producer
@@ -25,6 +25,7 @@ from services.platform.web import (
     install_error_handlers,
 )
 
+from . import endpoint
 from .context import IngestContext
 from .idempotency import CoalescingIdempotencyStore, IdempotencyStore, RedisIdempotencyStore
 from .metrics import IngestMetrics
@@ -34,11 +35,12 @@ from .service import IngestService
 from .targets import RedisTargetIndex, TargetIndex
 
 DESCRIPTION = """
-The front door of Chancery. Events are CloudEvents 1.0 (structured JSON mode) whose `type`
-is one of the `diplomacy.*` catalogue. An accepted event is durably in the Kafka log when
-the 202 is sent; the answer carries its position, which the API accepts as `min_position`
-so a client can read its own write. Resubmitting the same (`source`, `id`) with the same
-content is safe: it gets the same answer and nothing is appended twice.
+The front door of Chancery. Events are CloudEvents 1.0 (structured JSON mode, binary mode
+for one event, or a JSON batch) whose `type` is one of the `diplomacy.*` catalogue. An
+accepted event is durably in the Kafka log when the 202 is sent; the answer carries its
+position, which the API accepts as `min_position` so a client can read its own write.
+Resubmitting the same (`source`, `id`) with the same content is safe: it gets the same
+answer and nothing is appended twice.
 
 Errors are `application/problem+json` (RFC 9457) naming what is wrong; a 503 carries
 `Retry-After` and means nothing of the request was reported written that is not:
@@ -166,6 +168,17 @@ class InFlightMiddleware:
 
 
 class IngestApp(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The two write routes go straight to their endpoint (endpoint.py says why); every
+        # other request, and these before the lifespan has made the context, go to FastAPI.
+        if scope["type"] == "http" and scope["method"] == "POST":
+            batch = endpoint.WRITE_PATHS.get(scope["path"])
+            ctx = getattr(self.state, "ctx", None)
+            if batch is not None and isinstance(ctx, IngestContext):
+                await endpoint.serve(ctx, scope, receive, send, batch=batch)
+                return
+        await super().__call__(scope, receive, send)
+
     def openapi(self) -> dict[str, Any]:
         """FastAPI's document, plus the `Event` schema (the contract's union) the bodies name."""
         if self.openapi_schema is None:
@@ -190,6 +203,18 @@ class IngestApp(FastAPI):
                 **event,
                 "description": "A Chancery event: CloudEvents 1.0, structured JSON mode. The "
                 "service sets recordedtime and partitionkey; a client must not send them.",
+            }
+            payloads = {
+                cls.model_fields["data"].annotation.__name__  # type: ignore[union-attr]
+                for cls in EVENT_TYPES.values()
+            }
+            components["EventOrData"] = {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Event"},
+                    *({"$ref": f"#/components/schemas/{name}"} for name in sorted(payloads)),
+                ],
+                "description": "Structured mode: the event. Binary mode (`ce-` headers): the "
+                "event's data, of the payload its `ce-type` names.",
             }
             self.openapi_schema = schema
         return self.openapi_schema

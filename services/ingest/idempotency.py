@@ -11,6 +11,8 @@ with other content is a conflict. Completed records expire after `ttl_s`: see th
 
 Complete, release and extend act on a key only while it still holds this request's claim
 (compare-and-set in Lua), so a late outcome never overwrites another request's record.
+Concurrent requests' calls are merged (`CoalescingIdempotencyStore`); with Redis, the
+completions and the claims of one moment share one script (`_COMPLETE_THEN_CLAIM`).
 Every call is bounded by `op_timeout_s`; a store that does not answer in time is
 "unavailable", which the service turns into a 503.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -53,6 +55,30 @@ for i, key in ipairs(KEYS) do
   end
 end
 return n
+"""
+
+# One round of the group commit (CoalescingIdempotencyStore): first _COMPLETE on the first
+# ARGV[3] keys, then _CLAIM on the rest, answering for those. ARGV = pending_ttl_ms, ttl_s,
+# the number of completed keys, then per completed key its claim and record, then per
+# claimed key its pending record.
+_COMPLETE_THEN_CLAIM = """
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  local current = redis.call('GET', KEYS[i])
+  if current == false or current == ARGV[2 + 2 * i] then
+    redis.call('SET', KEYS[i], ARGV[3 + 2 * i], 'EX', ARGV[2])
+  end
+end
+local out = {}
+local first = 3 + n  -- ARGV[first + i] is the pending record of KEYS[i]
+for i = n + 1, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[first + i], 'NX', 'PX', ARGV[1]) then
+    out[i - n] = false
+  else
+    out[i - n] = redis.call('GET', KEYS[i])
+  end
+end
+return out
 """
 
 # Push back the expiry of each key that still holds this request's claim.
@@ -126,6 +152,7 @@ class RedisIdempotencyStore:
         self._op_timeout_s = op_timeout_s
         self._claim = redis.register_script(_CLAIM)
         self._complete = redis.register_script(_COMPLETE)
+        self._complete_then_claim = redis.register_script(_COMPLETE_THEN_CLAIM)
         self._extend = redis.register_script(_EXTEND)
         self._release = redis.register_script(_RELEASE)
 
@@ -149,6 +176,27 @@ class RedisIdempotencyStore:
             args.append(record.encode())
         async with self._bounded("complete"):
             await self._complete(keys=keys, args=args)
+
+    async def complete_then_claim(
+        self, done: Sequence[tuple[Claim, IdempotencyRecord]], claims: Sequence[Claim]
+    ) -> list[IdempotencyRecord | None]:
+        """`complete(done)` then `claim(claims)`, in one script: one round trip."""
+        if not done:
+            return await self.claim(claims)
+        if not claims:
+            await self.complete(done)
+            return []
+        keys: list[str] = []
+        args: list[bytes | int] = [self._pending_ttl_ms, self._ttl_s, len(done)]
+        for claim, record in done:
+            keys.append(keyspace.idempotency(claim.event_key))
+            args.append(claim.stored)
+            args.append(record.encode())
+        keys += [keyspace.idempotency(c.event_key) for c in claims]
+        args += [c.stored for c in claims]
+        async with self._bounded("complete and claim"):
+            raw = await self._complete_then_claim(keys=keys, args=args)
+        return [IdempotencyRecord.decode(r) if r else None for r in raw]
 
     async def extend(self, claims: Sequence[Claim]) -> None:
         if not claims:
@@ -252,8 +300,87 @@ class _CoalescedCall(Generic[T, R]):
             self._drainer = None
 
 
+@runtime_checkable
+class GroupCommitStore(IdempotencyStore, Protocol):
+    """A store that can complete some claims and make others in one call."""
+
+    async def complete_then_claim(
+        self, done: Sequence[tuple[Claim, IdempotencyRecord]], claims: Sequence[Claim]
+    ) -> list[IdempotencyRecord | None]: ...
+
+
+_Completion = tuple[Claim, IdempotencyRecord]
+_Round = tuple[
+    Sequence[_Completion], Sequence[Claim], asyncio.Future[list[IdempotencyRecord | None]]
+]
+
+
+class _CompleteThenClaim:
+    """Completions and claims of concurrent requests merged into one call per round.
+
+    A request claims its events before it publishes and completes them after, so under load
+    each round carries the completions of requests whose events Kafka just acknowledged
+    and the claims of requests just arrived: one round trip instead of two. Completions go
+    first, so a claim of an identity completed in the same round finds it done.
+    """
+
+    def __init__(self, inner: GroupCommitStore, max_items: int) -> None:
+        self._inner = inner
+        self._max_items = max_items
+        self._queue: list[_Round] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
+        return await self._call((), claims) if claims else []
+
+    async def complete(self, done: Sequence[_Completion]) -> None:
+        if done:
+            await self._call(done, ())
+
+    async def _call(
+        self, done: Sequence[_Completion], claims: Sequence[Claim]
+    ) -> list[IdempotencyRecord | None]:
+        future: asyncio.Future[list[IdempotencyRecord | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.append((done, claims, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="idempotency-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group: list[_Round] = []
+                size = 0
+                while self._queue and (
+                    not group
+                    or size + len(self._queue[0][0]) + len(self._queue[0][1]) <= self._max_items
+                ):
+                    entry = self._queue.pop(0)
+                    group.append(entry)
+                    size += len(entry[0]) + len(entry[1])
+                done = [d for entry in group for d in entry[0]]
+                claims = [c for entry in group for c in entry[1]]
+                try:
+                    results = await self._inner.complete_then_claim(done, claims)
+                except Exception as exc:  # noqa: BLE001 - handed to every caller of the round
+                    for _, _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for _, mine, future in group:
+                    if not future.done():
+                        future.set_result(results[start : start + len(mine)])
+                    start += len(mine)
+        finally:
+            self._drainer = None
+
+
 class CoalescingIdempotencyStore:
-    """Any store, with concurrent calls of each kind merged into one call of the store.
+    """Any store, with concurrent calls of each kind merged into one call of the store; for a
+    store that can (`GroupCommitStore`), claims and completions share their calls too.
 
     The Lua scripts act key by key, in order, so a merged claim behaves exactly as the calls
     one after the other would: two requests claiming the same key in one group get "claimed"
@@ -262,20 +389,28 @@ class CoalescingIdempotencyStore:
 
     def __init__(self, inner: IdempotencyStore, *, max_items: int = 5000) -> None:
         self._inner = inner
-        self._claim = _CoalescedCall(inner.claim, max_items)
         self._lookup = _CoalescedCall(inner.lookup, max_items)
-        self._complete = _CoalescedCall(self._complete_all, max_items)
         self._release = _CoalescedCall(self._release_all, max_items)
         self._extend = _CoalescedCall(self._extend_all, max_items)
+        self._group: _CompleteThenClaim | None = None
+        self._claim = _CoalescedCall(inner.claim, max_items)
+        self._complete = _CoalescedCall(self._complete_all, max_items)
+        if isinstance(inner, GroupCommitStore):
+            self._group = _CompleteThenClaim(inner, max_items)
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
+        if self._group is not None:
+            return await self._group.claim(claims)
         return await self._claim(claims)
 
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
         return await self._lookup(event_keys)
 
     async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
-        await self._complete(done)
+        if self._group is not None:
+            await self._group.complete(done)
+        else:
+            await self._complete(done)
 
     async def release(self, claims: Sequence[Claim]) -> None:
         await self._release(claims)

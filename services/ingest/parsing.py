@@ -36,7 +36,11 @@ BATCH_TYPES = ("application/cloudevents-batch+json", "application/json")
 
 
 def check_content_type(header: str | None, allowed: Sequence[str]) -> None:
-    media = (header or "").split(";", 1)[0].strip().lower()
+    check_media_type((header or "").split(";", 1)[0].strip().lower(), allowed)
+
+
+def check_media_type(media: str, allowed: Sequence[str]) -> None:
+    """`media`: a Content-Type's media type, lower case, without its parameters."""
     if media not in allowed:
         raise Problem(
             415,

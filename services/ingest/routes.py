@@ -1,30 +1,26 @@
-"""Ingest's HTTP routes: thin: parse, call the use case, shape the answer, count it."""
+"""Ingest's HTTP routes as FastAPI declares and documents them.
+
+The two write routes are served by endpoint.py (`IngestApp` hands their requests to it
+before FastAPI's layers); declared here, they give the OpenAPI document its bodies, answers
+and security, and a router that does reach them runs the same `endpoint.accept`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, cast
 
-import pydantic_core
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from chancery.auth import AuthenticationError, PermissionDeniedError, Principal, Scope, utcnow
-from chancery.contract import EventEnvelope
-from services.platform.web import Problem
-
-from . import parsing
+from . import endpoint, parsing
 from .context import IngestContext, context_dependency, context_of
-from .errors import rejection_reason, to_problem
+from .endpoint import APPENDED_HEADER
 from .examples import BATCH_EXAMPLE, EVENT_EXAMPLES
-from .service import LOGGED_IDS, Accepted, IngestError
-
-logger = logging.getLogger(__name__)
 
 Context = Annotated[IngestContext, Depends(context_dependency)]
 
@@ -40,28 +36,12 @@ class DirectRoute(APIRoute):
 
 
 router = APIRouter()
-# The POST routes: they authenticate, read, validate and answer on their own. FastAPI's
-# dependency and body layers do per-request work these routes do not need (they read the
-# raw body themselves, and validate it in one pass). The docs still show the body, the
-# answers and the security scheme.
+# The POST routes: they authenticate, read, validate and answer on their own (endpoint.py).
 write_router = APIRouter(route_class=DirectRoute)
 
+__all__ = ["APPENDED_HEADER", "router", "write_router"]
+
 SECURITY = [{"bearer": ["events:write"]}]
-
-
-def _authorize(ctx: IngestContext, request: Request) -> Principal:
-    """Authenticate and require `events:write`, counting and logging each refusal."""
-    try:
-        principal = ctx.authenticator.authenticate(
-            request.headers.get("authorization"), now=utcnow()
-        )
-        principal.require(Scope.EVENTS_WRITE)
-    except (AuthenticationError, PermissionDeniedError) as exc:
-        reason = "unauthenticated" if isinstance(exc, AuthenticationError) else "forbidden"
-        ctx.metrics.rejected.labels(reason).inc()
-        logger.info("request refused (%s): %s", reason, exc, extra={"reason": reason})
-        raise
-    return principal
 
 
 class AcceptedEventBody(BaseModel):
@@ -83,92 +63,76 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Same source and id as an accepted event, different content."},
     413: {"description": "The body is too large."},
     415: {"description": "Unsupported Content-Type."},
-    422: {"description": "An event is invalid (each named by index and field)."},
+    422: {"description": "An event is invalid (each named by index and field, or header)."},
     503: {"description": "Kafka is unreachable; retry after Retry-After seconds."},
 }
 
+# Binary mode's headers: one per attribute of the envelope. Their constraints are the
+# Event schema's (the same validation): here each is only a string, so that a request in
+# structured mode, which has none of them, is not taken as missing any.
+BINARY_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": f"ce-{name}",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": f"Binary mode: the event's `{name}` ({what}); percent-encoded as the "
+        "CloudEvents HTTP binding says.",
+    }
+    for name, what in (
+        ("specversion", "required: `1.0`"),
+        ("id", "required"),
+        ("source", "required"),
+        ("type", "required: a `diplomacy.*` type of the catalogue"),
+        ("time", "required: RFC 3339 with an offset"),
+        ("subject", "optional"),
+    )
+]
 
-def _body_doc(
-    schema: dict[str, Any], examples: dict[str, Any], media: tuple[str, ...]
-) -> dict[str, Any]:
-    content = {m: {"schema": schema, "examples": examples} for m in media}
+BINARY_DESCRIPTION = """
+One CloudEvent, in either content mode of the CloudEvents HTTP binding. Idempotent on
+(source, id).
+
+- **Structured**: the whole event as the JSON body, Content-Type
+  `application/cloudevents+json` (or `application/json`).
+- **Binary**: each attribute in its `ce-` header (`ce-specversion`, `ce-id`, `ce-source`,
+  `ce-type`, `ce-time`, optionally `ce-subject`), the event's `data` as the body, and its
+  media type, `application/json`, as Content-Type (absent means JSON). A request with any
+  `ce-` header and a Content-Type that is not `application/cloudevents...` is in binary
+  mode. `ce-recordedtime`, `ce-partitionkey` and `ce-datacontenttype` are refused; an
+  attribute that is missing or invalid is named by its header (`ce-type`).
+
+Both modes get the same validation and the same answers.
+"""
+
+
+def _body_doc(content: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}, "security": SECURITY}
 
 
-async def _ingest(ctx: IngestContext, request: Request, *, batch: bool) -> Response:
-    counted = 1  # events a refusal counts as, once the body shows how many there are
-    obj: Any = None
-    settings = ctx.settings
-    try:
-        parsing.check_content_type(
-            request.headers.get("content-type"),
-            parsing.BATCH_TYPES if batch else parsing.SINGLE_TYPES,
-        )
-        body = await parsing.read_body(
-            request.receive,
-            content_length=request.headers.get("content-length"),
-            limit=settings.max_body_bytes,
-            timeout_s=settings.body_timeout_s,
-        )
-        events = parsing.parse_valid_body(body, batch=batch, max_events=settings.max_batch_events)
-        if events is None:  # something is wrong with the body: find out what, and say so
-            obj = parsing.parse_json(body)
-            if batch and isinstance(obj, list):
-                counted = max(1, len(obj))
-            events = (
-                parsing.parse_batch(obj, max_events=settings.max_batch_events)
-                if batch
-                else [parsing.parse_event(obj)]
-            )
-        else:
-            obj = events
-            counted = len(events)
-        try:
-            accepted = await ctx.service.ingest(events)
-        except IngestError as exc:
-            raise to_problem(exc, retry_after_s=settings.retry_after_s) from exc
-    except Problem as problem:
-        reason = rejection_reason(problem)
-        ctx.metrics.rejected.labels(reason).inc(counted)
-        logger.info(
-            "request refused (%s): %s",
-            reason,
-            problem.detail,
-            extra={"reason": reason, "status": problem.status, "event_ids": _ids_of(obj)},
-        )
-        raise
-    appended = accepted.appended
-    ctx.metrics.appended.inc(appended)
-    if appended < len(accepted.events):
-        ctx.metrics.duplicates.inc(len(accepted.events) - appended)
+def _examples(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": schema, "examples": examples}
+
+
+EVENT_REF = {"$ref": "#/components/schemas/Event"}
+# What an `application/json` body of POST /v1/events may be: a structured event, or in
+# binary mode an event's data (IngestApp.openapi fills in the payloads' references).
+EVENT_OR_DATA_REF = {"$ref": "#/components/schemas/EventOrData"}
+
+
+async def _write(request: Request, *, batch: bool) -> Response:
+    answer = await endpoint.accept(
+        context_of(request),
+        endpoint.head_of(request.scope["headers"]),
+        request.receive,
+        batch=batch,
+    )
     return Response(
-        pydantic_core.to_json(_accepted_body(accepted)),
+        answer.body,
         status_code=202,
         media_type="application/json",
-        # The body keeps its documented shape; how many events this request appended (the
-        # rest were already in the log) travels beside it.
-        headers={APPENDED_HEADER: str(appended)},
+        headers={APPENDED_HEADER: str(answer.appended)},
     )
-
-
-APPENDED_HEADER = "Chancery-Appended"
-
-
-def _ids_of(obj: Any) -> list[str]:
-    """The ids a refused body carried (for the log), as far as they can be read."""
-    items = obj if isinstance(obj, list) else [obj]
-    return [
-        str(item["id"])[:128] if isinstance(item, dict) else item.id
-        for item in items[:LOGGED_IDS]
-        if (isinstance(item, dict) and "id" in item) or isinstance(item, EventEnvelope)
-    ]
-
-
-def _accepted_body(accepted: Accepted) -> dict[str, Any]:
-    return {
-        "accepted": [{"id": e.id, "position": e.position} for e in accepted.events],
-        "position": accepted.position.token(),
-    }
 
 
 @write_router.post(
@@ -177,16 +141,20 @@ def _accepted_body(accepted: Accepted) -> dict[str, Any]:
     response_model=AcceptedBody,
     responses=PROBLEM_RESPONSES,
     summary="Record one event",
-    description="One CloudEvent in structured JSON mode. Idempotent on (source, id).",
-    openapi_extra=_body_doc(
-        {"$ref": "#/components/schemas/Event"}, EVENT_EXAMPLES, parsing.SINGLE_TYPES
-    ),
+    description=BINARY_DESCRIPTION,
+    openapi_extra={
+        **_body_doc(
+            {
+                "application/cloudevents+json": _examples(EVENT_REF, EVENT_EXAMPLES),
+                "application/json": _examples(EVENT_OR_DATA_REF, EVENT_EXAMPLES),
+            }
+        ),
+        "parameters": BINARY_HEADERS,
+    },
     tags=["events"],
 )
 async def post_event(request: Request) -> Response:
-    ctx = context_of(request)
-    _authorize(ctx, request)
-    return await _ingest(ctx, request, batch=False)
+    return await _write(request, batch=False)
 
 
 @write_router.post(
@@ -195,18 +163,20 @@ async def post_event(request: Request) -> Response:
     response_model=AcceptedBody,
     responses=PROBLEM_RESPONSES,
     summary="Record a batch of events, all or nothing",
-    description="A JSON array of CloudEvents. If any is invalid, none is published.",
+    description="A JSON array of CloudEvents (batched mode). If any is invalid, none is published.",
     openapi_extra=_body_doc(
-        {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-        {"article": {"summary": "two of the article's events", "value": BATCH_EXAMPLE}},
-        parsing.BATCH_TYPES,
+        {
+            media: _examples(
+                {"type": "array", "items": EVENT_REF},
+                {"article": {"summary": "two of the article's events", "value": BATCH_EXAMPLE}},
+            )
+            for media in parsing.BATCH_TYPES
+        }
     ),
     tags=["events"],
 )
 async def post_batch(request: Request) -> Response:
-    ctx = context_of(request)
-    _authorize(ctx, request)
-    return await _ingest(ctx, request, batch=True)
+    return await _write(request, batch=True)
 
 
 @router.get("/healthz", tags=["operations"], summary="The process is alive")

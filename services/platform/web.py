@@ -179,7 +179,7 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send)
             return
         # A random 32-hex-digit id, like uuid4().hex, without building a UUID per request.
-        cid = _incoming_correlation_id(scope) or os.urandom(16).hex()
+        cid = incoming_correlation_id(scope.get("headers", [])) or os.urandom(16).hex()
         token = correlation_id.set(cid)
 
         async def send_with_header(message: Message) -> None:
@@ -195,8 +195,9 @@ class CorrelationIdMiddleware:
             correlation_id.reset(token)
 
 
-def _incoming_correlation_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
+def incoming_correlation_id(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The client's `X-Correlation-ID` (or `X-Request-ID`), if it is a usable one."""
+    for name, value in headers:
         if name in (b"x-correlation-id", b"x-request-id"):
             text: str = value.decode("latin-1").strip()
             if 0 < len(text) <= 128 and text.isprintable():

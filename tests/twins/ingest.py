@@ -95,6 +95,7 @@ class InMemoryIdempotencyStore:
     records: dict[str, IdempotencyRecord] = field(default_factory=dict)
     available: bool = True
     extended: int = 0
+    rounds: int = 0  # calls of complete_then_claim (the group commit's rounds)
 
     async def claim(self, claims: Sequence[Claim]) -> list[IdempotencyRecord | None]:
         self._check()
@@ -111,6 +112,13 @@ class InMemoryIdempotencyStore:
         for claim, record in done:
             if self.records.get(claim.event_key) in (None, claim.record):
                 self.records[claim.event_key] = record
+
+    async def complete_then_claim(
+        self, done: Sequence[tuple[Claim, IdempotencyRecord]], claims: Sequence[Claim]
+    ) -> list[IdempotencyRecord | None]:
+        self.rounds += 1
+        await self.complete(done)
+        return await self.claim(claims)
 
     async def release(self, claims: Sequence[Claim]) -> None:
         self._check()

@@ -63,6 +63,37 @@ async def test_a_failing_merged_call_fails_every_caller() -> None:
     assert all(isinstance(r, IdempotencyUnavailableError) for r in results)
 
 
+async def test_claims_and_completions_of_concurrent_requests_share_rounds() -> None:
+    inner = InMemoryIdempotencyStore()
+    store = CoalescingIdempotencyStore(inner)
+    first = [claim(f"{i:032x}", "first") for i in range(4)]
+    await store.claim(first)
+    rounds = inner.rounds
+    later = [claim(f"{i + 100:032x}", "later") for i in range(4)]
+
+    done = [(c, c.record.done(partition=0, offset=n)) for n, c in enumerate(first)]
+    claimed, *_ = await asyncio.gather(store.claim(later), *(store.complete([d]) for d in done))
+
+    assert claimed == [None] * 4
+    assert inner.rounds - rounds <= 2  # the first caller's round, then everyone else's
+    assert all(inner.records[c.event_key].state == "done" for c in first)
+
+
+async def test_a_claim_of_an_identity_completed_in_the_same_round_finds_it_done() -> None:
+    inner = InMemoryIdempotencyStore()
+    store = CoalescingIdempotencyStore(inner)
+    ours = claim("f" * 32, "ours")
+    await store.claim([ours])
+    blocker = store.claim([claim("0" * 32, "x")])  # in flight: the next two share a round
+    done = ours.record.done(partition=2, offset=7)
+
+    _, _, (found,) = await asyncio.gather(
+        blocker, store.complete([(ours, done)]), store.claim([claim("f" * 32, "again")])
+    )
+
+    assert found == done
+
+
 async def test_complete_only_replaces_our_own_claim() -> None:
     store = InMemoryIdempotencyStore()
     ours, theirs = claim("e" * 32, "ours"), claim("e" * 32, "theirs")
