@@ -31,7 +31,7 @@ from chancery.contract import (
     stamp,
 )
 from chancery.domain.ordering import occurred_of
-from chancery.domain.relations import relation_effects
+from chancery.domain.relations import Pair, relation_effects
 from chancery.keyspace import PartitionSpace
 from services.projector import projection as projection_module
 from services.projector.coded import CodedFacts
@@ -175,6 +175,20 @@ def _arrival_free(state: dict[str, object]) -> dict[str, object]:
         places = out.pop(SPACE.retracted)
         assert isinstance(places, list)
         out[SPACE.retracted] = sorted(key_at[int(p)] for p in places)
+    # A country's timeline partners are only ever added to, so a partner whose events were
+    # all retracted may stay or not by where a batch ended: the reads see an empty timeline
+    # either way. Keep the partners whose pair timeline holds something.
+    for name, partners in list(out.items()):
+        if ":tlp:" in name:
+            assert isinstance(partners, list)
+            country = name.rsplit(":", 1)[1]
+            held = sorted(
+                p for p in partners if out.get(SPACE.pair_timeline(Pair.of(country, p).key))
+            )
+            if held:
+                out[name] = held
+            else:
+                del out[name]
     for name, members in list(out.items()):
         if ":tl:" in name or ":tl1:" in name:
             assert isinstance(members, list)
