@@ -34,6 +34,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
+from services.platform.topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
 from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
@@ -43,7 +44,6 @@ from .ports import port_is_free
 from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
-from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 log = logging.getLogger(__name__)
 
