@@ -28,7 +28,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -38,9 +37,9 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
 )
-from aiokafka.partitioner import murmur2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from services.platform.kafka import key_partition
 from services.platform.retrying import ServerDelayOrBackoff, failure_of
 
 logger = logging.getLogger(__name__)
@@ -91,14 +90,10 @@ class EventPublisher(Protocol):
     async def is_ready(self) -> tuple[bool, str]: ...
 
 
-@lru_cache(maxsize=65_536)
-def _murmur2_positive(key: bytes) -> int:
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
 def default_partition(key: bytes, partitions: int) -> int:
-    """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
-    return _murmur2_positive(key) % partitions
+    """The partition of `key` (`chancery.contract.partition_for`: Kafka's and aiokafka's
+    default partitioner), as the producer's own partitioner picks it (`by_contract`)."""
+    return key_partition(key, partitions)
 
 
 class KafkaEventPublisher:
@@ -106,7 +101,9 @@ class KafkaEventPublisher:
 
     Ingest must start and answer (503) while Kafka is down, so the producer is started by a
     background task that retries with backoff instead of in the lifespan's critical path.
-    `factory` makes a new, unstarted producer (the same settings every time).
+    `factory` makes a new, unstarted producer (the same settings every time). `check` runs
+    once, when a producer first connects: a reason it returns (the topic does not meet the
+    settings) refuses every publish from then on (503, and /readyz says why).
     """
 
     def __init__(
@@ -116,9 +113,13 @@ class KafkaEventPublisher:
         *,
         probe_interval_s: float = 0.5,
         stop_timeout_s: float = 5.0,
+        check: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.topic = topic
         self._factory = factory
+        self._check = check
+        self._refused: str | None = None
+        self._first_attempt = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
@@ -132,6 +133,14 @@ class KafkaEventPublisher:
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+
+    async def first_attempt(self, timeout_s: float) -> str | None:
+        """Wait (at most `timeout_s`) for the first attempt to connect, and the check after
+        it; the reason the log is refused, if it is (None: connected, or not yet)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._first_attempt.wait()
+        return self._refused
 
     async def _connect(self) -> None:
         """Start a new producer, retrying with backoff until one starts or we are closed."""
@@ -154,12 +163,27 @@ class KafkaEventPublisher:
                     with contextlib.suppress(Exception):
                         await producer.stop()
                     raise
+                await self._check_once()
                 self._producer = producer
                 self._down = None
                 logger.info("Kafka producer connected")
+                self._first_attempt.set()
 
-    @staticmethod
-    def _connect_failed(retry_state: RetryCallState) -> None:
+    async def _check_once(self) -> None:
+        check, self._check = self._check, None
+        if check is None:
+            return
+        try:
+            refused = await check()
+        except Exception as exc:  # noqa: BLE001 - a check that could not run refuses nothing
+            logger.warning("could not check the event log's topic: %r", exc)
+            return
+        if refused is not None:
+            self._refused = refused
+            logger.error("refusing to publish to the event log: %s", refused)
+
+    def _connect_failed(self, retry_state: RetryCallState) -> None:
+        self._first_attempt.set()
         logger.warning(
             "Kafka producer start failed, retrying in %.1fs: %s",
             retry_state.upcoming_sleep,
@@ -253,8 +277,9 @@ class KafkaEventPublisher:
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
         producer = self._producer
-        if producer is None or self._down is not None:
-            return [NotWritten(self._down or "Kafka producer not connected")] * len(records)
+        if producer is None or self._down is not None or self._refused is not None:
+            reason = self._refused or self._down or "Kafka producer not connected"
+            return [NotWritten(reason)] * len(records)
         # Per record, the future of its send and its index in that future's batch.
         pending: list[tuple[asyncio.Future[Any], int] | None] = [None] * len(records)
         fatal: BaseException | None = None
@@ -355,6 +380,8 @@ class KafkaEventPublisher:
             pending[i] = (future, position)
 
     async def is_ready(self) -> tuple[bool, str]:
+        if self._refused is not None:
+            return False, f"the event log is refused: {self._refused}"
         producer = self._producer
         if producer is None:
             return False, self._down or "Kafka producer not connected"
