@@ -231,7 +231,7 @@ class RedisIdempotencyStore:
     ) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for _, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
     async def is_ready(self) -> tuple[bool, str]:
