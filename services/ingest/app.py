@@ -42,9 +42,10 @@ from .targets import RedisTargetIndex, TargetIndex
 
 logger = logging.getLogger(__name__)
 
-FIRST_CONNECT_WAIT_S = 5.0
-"""How long start waits for Kafka to answer, so that a topic that does not meet the
-settings stops ingest at start; Kafka down, ingest starts (and answers 503) without it."""
+FIRST_CONNECT_WAIT_S = 15.0
+"""At most how long start waits for the first attempt to reach Kafka (and the check of the
+topic after it), so that a topic that does not meet the settings stops ingest at start.
+Kafka down, the attempt fails at once and ingest starts (answering 503) without it."""
 
 DESCRIPTION = """
 The front door of Chancery. Events are CloudEvents 1.0 (structured JSON mode) whose `type`

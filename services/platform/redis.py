@@ -11,7 +11,7 @@ the projector.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, TypeVar, overload
 from urllib.parse import urlsplit
 
 import hiredis
@@ -125,7 +125,6 @@ def redis_client(
         "health_check_interval": health_check_interval,
         "max_connections": max_connections,
     }
-    redis: Any
     if cluster:
         database = urlsplit(url).path.strip("/")
         if database not in ("", "0"):
@@ -134,10 +133,10 @@ def redis_client(
                 "database 0 only"
             )
             raise RedisModeError(msg)
-        redis = _RedisCluster.from_url(url, **options)
-    else:
-        redis = Redis.from_url(url, **options)
-    return with_native_packing(redis) if native_packing else redis
+        nodes: RedisCluster = _RedisCluster.from_url(url, **options)
+        return with_native_packing(nodes) if native_packing else nodes
+    server: Redis = Redis.from_url(url, **options)
+    return with_native_packing(server) if native_packing else server
 
 
 def node_url(url: str, host: str, port: int) -> str:
@@ -211,7 +210,10 @@ def _without_password(url: str) -> str:
     return parts._replace(netloc=user + netloc).geturl()
 
 
-def with_native_packing(redis: RedisClient) -> RedisClient:
+AnyRedis = TypeVar("AnyRedis", Redis, RedisCluster)
+
+
+def with_native_packing(redis: AnyRedis) -> AnyRedis:
     """`redis`, its connections packing commands with hiredis (before any is opened).
 
     For a client made elsewhere (a test's); `redis_client(native_packing=True)` does this."""
