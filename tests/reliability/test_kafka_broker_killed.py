@@ -266,6 +266,7 @@ async def broker_killed(
 def test_every_answer_is_202_or_503_with_retry_after(broker_killed: Outcome) -> None:
     assert broker_killed.load.wrong == [], "\n".join(broker_killed.load.wrong[:20])
     assert broker_killed.load.gave_up == 0
+    assert broker_killed.load.statuses[("down", 503)] > 0, "the dead leader was not felt"
 
 
 def test_ingest_keeps_accepting_throughout(broker_killed: Outcome) -> None:
