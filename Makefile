@@ -8,10 +8,11 @@ UV := UV_PYTHON_DOWNLOADS=never $(PYTHON) -m uv
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv servers browser atlas run stop test reliability bench lint clean distclean
+.PHONY: help venv servers browser atlas run run-cluster stop test reliability bench lint clean distclean
 
 help:
 	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
+	@echo "make run-cluster  the same on three Kafka nodes and a Redis Cluster (7000-7005)"
 	@echo "make test   the whole suite against real Kafka and Redis on free ports"
 	@echo "            (bar the longest fault scenarios: make reliability runs those)"
 	@echo "make reliability  the reliability and security suite, all of it (~5 min)"
@@ -48,6 +49,9 @@ browser:
 
 run: venv servers atlas
 	$(BIN)/chancery up
+
+run-cluster: venv servers atlas
+	$(BIN)/chancery up --cluster
 
 stop: venv
 	$(BIN)/python -m services.cli.local stop
