@@ -31,14 +31,11 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from chancery import keyspace
 from chancery.keyspace import IdempotencyRecord
-from services.platform.redis import REDIS_UNAVAILABLE, RedisClient, key_slot
-
-REDIS_FAILED: tuple[type[Exception], ...] = (RedisError, *REDIS_UNAVAILABLE)
-"""Redis did not do what was asked (its outcome unknown): the store is unavailable."""
+from services.platform.redis import REDIS_FAILED, RedisClient, key_slot
 
 Replies = list[tuple[list[int], Any]]
 """A script's replies: per call, the indexes of the keys it was given, and its reply."""

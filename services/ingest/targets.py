@@ -23,9 +23,7 @@ from pydantic import ValidationError
 from chancery import keyspace
 from chancery.contract import Event, decode_event
 from chancery.keyspace import PartitionSpace
-from services.platform.redis import RedisClient
-
-from .idempotency import REDIS_FAILED
+from services.platform.redis import REDIS_FAILED, RedisClient
 
 logger = logging.getLogger(__name__)
 

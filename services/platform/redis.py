@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 __all__ = [
+    "REDIS_FAILED",
     "REDIS_UNAVAILABLE",
     "NativePacking",
     "RedisClient",
@@ -56,6 +57,10 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
 """Redis cannot answer now; the same request may succeed later (after a failover, say)."""
 
 
+REDIS_FAILED: tuple[type[Exception], ...] = (RedisError, *REDIS_UNAVAILABLE)
+"""Redis did not do what was asked (its outcome unknown), for any reason of Redis's."""
+
+
 class RedisModeError(RedisError):
     """The server is not what the settings say: a cluster node where a single server was
     configured, or the reverse."""
@@ -75,6 +80,7 @@ def redis_client(
     native_packing: bool = False,
     socket_timeout: float | None = 10,
     health_check_interval: int = 15,
+    connect_timeout_s: float = 5,
 ) -> Redis: ...
 
 
@@ -88,6 +94,7 @@ def redis_client(
     native_packing: bool = False,
     socket_timeout: float | None = 10,
     health_check_interval: int = 15,
+    connect_timeout_s: float = 5,
 ) -> RedisCluster: ...
 
 
@@ -101,6 +108,7 @@ def redis_client(
     native_packing: bool = False,
     socket_timeout: float | None = 10,
     health_check_interval: int = 15,
+    connect_timeout_s: float = 5,
 ) -> RedisClient: ...
 
 
@@ -113,6 +121,7 @@ def redis_client(
     native_packing: bool = False,
     socket_timeout: float | None = 10,
     health_check_interval: int = 15,
+    connect_timeout_s: float = 5,
 ) -> RedisClient:
     """A client for `url`: one server, or (`cluster`) the Redis Cluster that `url`'s node
     belongs to. `max_connections` is per node on a cluster. `native_packing` packs commands
@@ -121,7 +130,7 @@ def redis_client(
         "client_name": f"chancery-{client_name}",
         "decode_responses": False,
         "socket_timeout": socket_timeout,
-        "socket_connect_timeout": 5,
+        "socket_connect_timeout": connect_timeout_s,
         "health_check_interval": health_check_interval,
         "max_connections": max_connections,
     }

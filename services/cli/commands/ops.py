@@ -39,7 +39,14 @@ def rebuild(
     from services.projector.progress import Progress as Done
 
     settings = ProjectorSettings()
-    asyncio.run(reachable(settings.kafka_bootstrap_servers, settings.redis_url, settings.topic))
+    asyncio.run(
+        reachable(
+            settings.kafka_bootstrap_servers,
+            settings.redis_url,
+            settings.topic,
+            redis_cluster=settings.redis_cluster,
+        )
+    )
     configure_logging("WARNING", json=False, service="rebuild")
     with Progress(
         TextColumn("[bold]rebuild"),
@@ -93,6 +100,7 @@ def status(
             redis_url=redis_url or common.redis_url,
             topic=common.topic,
             dead_letter_topic=common.dead_letter_topic,
+            redis_cluster=common.redis_cluster,
         )
     )
     if json_out:
