@@ -57,7 +57,8 @@ stop: venv
 	$(BIN)/python -m services.cli.local stop
 
 # The reliability scenarios marked reliability_long (a 100,000-event replay under SIGKILL,
-# a broker stopped under load) take minutes: `make test` leaves them to `make reliability`.
+# a broker stopped under load, a broker of the cluster killed under load) take minutes:
+# `make test` leaves them to `make reliability`.
 test: venv servers atlas browser
 	$(BIN)/pytest -m "not reliability_long" $(PYTEST_ARGS)
 
