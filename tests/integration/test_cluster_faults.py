@@ -7,6 +7,8 @@
   lacks its offset too; the fence makes the projector apply it again: README, Guarantees).
 - Two projector processes share the partitions; one is SIGKILLed while it has records to
   apply; the other takes its partitions over; the read models end equal to a clean replay's.
+- A rebuild on the cluster fills a new version, moves the pointer and drops the old
+  version's keys from every master.
 
 Every wait is bounded and says what it waited for; nothing asserts how fast.
 """
@@ -23,9 +25,10 @@ import pytest
 from redis.asyncio import RedisCluster as RedisClusterClient
 from redis.crc import key_slot
 
-from chancery.keyspace import PartitionSpace
+from chancery.keyspace import PartitionSpace, version_prefix
 from services.cli.local import KafkaCluster, RedisCluster
 from services.platform.redis import REDIS_UNAVAILABLE
+from services.projector.app import run_rebuild
 from tests.servers import _Databases
 
 from .projector_helpers import (
@@ -42,6 +45,7 @@ from .projector_helpers import (
     wait_until_applied,
 )
 from .sigkill_replay import applied, clean_replay
+from .test_projector_domain import projector_settings
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +184,29 @@ async def test_two_projectors_share_the_partitions_and_one_takes_over_from_the_o
     assert diff_dumps(dump, clean) == []
     assert day_count(dump) == effects_count([p.event for p in log])
     assert "Traceback" not in survivor.log()
+
+
+async def test_a_rebuild_on_the_cluster_replaces_the_version_on_every_master(
+    whole_kafka_cluster: KafkaCluster,
+    kafka_cluster_topic: str,
+    redis_cluster_url: str,
+    cluster_redis: RedisClusterClient,
+    reference_db_url: str,
+) -> None:
+    bootstrap, topic = whole_kafka_cluster.bootstrap_servers, kafka_cluster_topic
+    env = cluster_env(whole_kafka_cluster, topic, redis_cluster_url)
+    await publish(bootstrap, topic, generate_log(3000, seed=21))
+    settings = projector_settings(env, replication_factor=3, min_insync_replicas=2)
+
+    first, none = await run_rebuild(settings)
+    second, replaced = await run_rebuild(settings, grace_s=0)
+
+    assert (none, replaced, second) == (None, first, first + 1)
+    assert await active_version(cluster_redis) == second
+    left = [k async for k in cluster_redis.scan_iter(match=version_prefix(first) + "*")]
+    assert left == []
+    _, clean = await clean_replay(env, reference_db_url)
+    assert diff_dumps(await canonical_dump(cluster_redis, second), clean) == []
 
 
 async def _until_owned(
