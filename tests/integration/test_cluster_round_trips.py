@@ -68,7 +68,8 @@ async def test_a_batch_over_every_master_comes_back_in_order(
     for p in range(PARTITIONS):
         await cluster.set(key(p, "offset"), str(p))
         await cluster.hset(key(p, "h"), mapping={"a": str(p), "b": "x"})
-    masters = {await redis_cluster.master_of_key(key(p, "offset")) for p in range(PARTITIONS)}
+    view = await redis_cluster.view()
+    masters = {view.master_of_slot(key_slot(key(p, "offset").encode())) for p in range(PARTITIONS)}
     assert len(masters) == 3
 
     commands = tuple(
