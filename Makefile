@@ -13,10 +13,11 @@ UV_VERSION := uv>=0.9,<0.10
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: help uv venv servers browser atlas run stop test reliability bench lint clean distclean
+.PHONY: help uv venv servers browser atlas run run-cluster stop test reliability bench lint clean distclean
 
 help:
 	@echo "make run    start Kafka, Redis, ingest, projector and API; load seeds; Ctrl-C stops all"
+	@echo "make run-cluster  the same on three Kafka nodes and a Redis Cluster (7000-7005)"
 	@echo "make test   the whole suite against real Kafka and Redis on free ports"
 	@echo "            (bar the longest fault scenarios: make reliability runs those)"
 	@echo "make reliability  the reliability and security suite, all of it (~5 min)"
@@ -58,11 +59,15 @@ browser:
 run: venv servers atlas
 	$(BIN)/chancery up
 
+run-cluster: venv servers atlas
+	$(BIN)/chancery up --cluster
+
 stop: venv
 	$(BIN)/python -m services.cli.local stop
 
 # The reliability scenarios marked reliability_long (a 100,000-event replay under SIGKILL,
-# a broker stopped under load) take minutes: `make test` leaves them to `make reliability`.
+# a broker stopped under load, a broker of the cluster killed under load) take minutes:
+# `make test` leaves them to `make reliability`.
 test: venv servers atlas browser
 	$(BIN)/pytest -m "not reliability_long" $(PYTEST_ARGS)
 

@@ -14,6 +14,11 @@ each row repeated under distinct ids (`<GLOBALEVENTID>-<copy>`), stamped as inge
 Context rows: the CPU time per event of the projector process beside the raw consumer's
 (the box is shared and noisy: the rates move with the load, CPU per event much less), and
 that of redis-server, which runs the projector's scripts on the same cores.
+
+Then the same replay of a log five times as long (1,000,000 events; 100,000 with quick=True)
+into another empty database: the cost per event must stay flat as the log grows (the read
+models grow with it, and every step reads and writes them), so its rate and its CPU time per
+event (the projector's and redis-server's) are put beside the first replay's.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from chancery.contract import (
     RECORD_CONTENT_TYPE,
@@ -41,6 +47,7 @@ from chancery.contract import (
 from chancery.keyspace import ACTIVE_VERSION, PartitionSpace
 from services.cli.local import free_port
 from services.platform.kafka import LOG_COMPRESSION
+from services.platform.redis import redis_client
 
 from .framework import BenchEnv, Row, process_cpu_s
 from .gdelt import ROOT, coded_events
@@ -58,19 +65,22 @@ RSS_GROWTH_LIMIT = 0.10  # "flat": after the first quarter, RSS grows less than 
 
 def gdelt_log(count: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of `count` stamped events with distinct ids, from the real rows."""
+    return list(gdelt_records(count))
+
+
+def gdelt_records(count: int) -> Iterator[tuple[bytes, bytes]]:
+    """`gdelt_log`, one record at a time (a log of a million is not held in memory)."""
     templates = coded_events()
     recorded = datetime(2019, 10, 24, 14, 45, tzinfo=UTC)
-    out = []
     for i in range(count):
         template = templates[i % len(templates)]
         copy = template.model_copy(update={"id": f"{template.id}-{i // len(templates)}"})
         key = partition_key(copy) or "x"
         event = stamp(copy, recorded_at=recorded + timedelta(microseconds=i), partition_key=key)
-        out.append((key.encode(), encode_event(event)))
-    return out
+        yield key.encode(), encode_event(event)
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
@@ -167,22 +177,45 @@ class Replay:
 
 
 async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Replay:
-    url = env.redis_db(db)
-    redis = Redis.from_url(url)
-    await redis.flushdb()
-    memory_before = await used_memory(redis)
+    """The projector's replay of `topic` into database `db` of the run's Redis."""
+    redis_pid = env.redis.pid if env.redis is not None else None
+    return await replay_into(
+        env.kafka_bootstrap, env.redis_db(db), topic, count, env.workdir, redis_pids=[redis_pid]
+    )
+
+
+async def replay_into(
+    bootstrap: str,
+    url: str,
+    topic: str,
+    count: int,
+    workdir: Path,
+    *,
+    cluster: bool = False,
+    redis_pids: Sequence[int | None] = (),
+) -> Replay:
+    """`python -m services.projector` replaying `topic` (of `count` events) into the empty
+    Redis at `url` (a Redis Cluster's, with `cluster`); `redis_pids`: the redis-servers whose
+    CPU time it costs."""
+    redis = redis_client(url, cluster=cluster, client_name="bench")
+    await _flush(redis)
+    # Memory is measured on one server: a cluster's is spread over its masters.
+    memory_before = await used_memory(redis) if isinstance(redis, Redis) else None
     process_env = {
         **os.environ,
-        "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": env.kafka_bootstrap,
+        "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CHANCERY_TOPIC": topic,
         "CHANCERY_DEAD_LETTER_TOPIC": f"{topic}.dlq",
         "CHANCERY_REDIS_URL": url,
+        "CHANCERY_REDIS_CLUSTER": "true" if cluster else "false",
         "CHANCERY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
         "CHANCERY_PROJECTOR_PORT": str(free_port()),
         "CHANCERY_LOG_LEVEL": "WARNING",
         "CHANCERY_LOG_JSON": "false",
     }
-    log = (env.workdir / f"projector-{topic}.log").open("wb")
+    if cluster:
+        process_env |= {"CHANCERY_REPLICATION_FACTOR": "3", "CHANCERY_MIN_INSYNC_REPLICAS": "2"}
+    log = (workdir / f"projector-{topic}.log").open("wb")
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
         [sys.executable, "-m", "services.projector"],
         env=process_env,
@@ -191,12 +224,12 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
         cwd=ROOT,
     )
     samples: list[tuple[float, int]] = []
-    redis_pid = env.redis.pid if env.redis is not None else None
+    pids = [pid for pid in redis_pids if pid is not None]
     try:
         started = 0.0
         applied_at_start = 0
         cpu = redis_cpu = 0.0
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 1200
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the projector exited ({proc.returncode}); see {log.name}")
@@ -208,7 +241,7 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
             if applied and not started:
                 started, applied_at_start = now, applied
                 cpu = process_cpu_s(proc.pid)
-                redis_cpu = process_cpu_s(redis_pid) if redis_pid else 0.0
+                redis_cpu = sum(process_cpu_s(pid) for pid in pids)
             if applied >= count:
                 seconds = now - started
                 events = count - applied_at_start
@@ -216,13 +249,16 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
                     events / seconds,
                     seconds,
                     (process_cpu_s(proc.pid) - cpu) / events * 1e6,
-                    (process_cpu_s(redis_pid) - redis_cpu) / events * 1e6 if redis_pid else None,
+                    (sum(process_cpu_s(pid) for pid in pids) - redis_cpu) / events * 1e6
+                    if pids
+                    else None,
                     samples,
                 )
-                replay.memory = await redis_memory(redis, memory_before)
+                if isinstance(redis, Redis) and memory_before is not None:
+                    replay.memory = await redis_memory(redis, memory_before)
                 return replay
             await asyncio.sleep(0.05)
-        raise RuntimeError("the projector did not finish in 600 s")
+        raise RuntimeError("the projector did not finish in 1200 s")
     finally:
         proc.terminate()
         try:
@@ -230,15 +266,25 @@ async def projector_replay(env: BenchEnv, topic: str, count: int, db: int) -> Re
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        await redis.flushdb()
+        await _flush(redis)
         await redis.aclose()
 
 
-async def _applied(redis: Redis) -> int:
+async def _flush(redis: Redis | RedisCluster) -> None:
+    if isinstance(redis, RedisCluster):
+        await redis.flushall()  # on every master
+    else:
+        await redis.flushdb()
+
+
+async def _applied(redis: Redis | RedisCluster) -> int:
     version = await redis.get(ACTIVE_VERSION)
     if version is None:
         return 0
-    offsets = await redis.mget([PartitionSpace(int(version), p).offset for p in range(PARTITIONS)])
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(PARTITIONS):
+            pipe.get(PartitionSpace(int(version), p).offset)
+        offsets = await pipe.execute()
     return sum(int(o) + 1 for o in offsets if o is not None)
 
 
@@ -256,6 +302,7 @@ async def _run(env: BenchEnv, quick: bool) -> list[Row]:
     raw_after = await raw_consumer(env.kafka_bootstrap, topic, count)
     raw = max(raw_before.rate, raw_after.rate)
     growth = replay.rss_growth()
+    scaled = await _longer_log(env, count, replay)
     note = (
         f"{count:,} GDELT-like events in {replay.seconds:.1f} s; raw consumer "
         f"{raw_before.rate:,.0f} before and {raw_after.rate:,.0f} events/s after"
@@ -328,7 +375,58 @@ async def _run(env: BenchEnv, quick: bool) -> list[Row]:
             f"RSS grew {growth:.1%} from 25% of the replay to its end",
         ),
         *context,
+        *scaled,
     ]
+
+
+LONGER = 5
+FLAT_RATE = 0.8
+FLAT_CPU = 1.25
+
+
+async def _longer_log(env: BenchEnv, count: int, short: Replay) -> list[Row]:
+    """The replay of a log `LONGER` times as long, beside `short` (that of `count`)."""
+    big = count * LONGER
+    topic = env.new_topic(f"{NAME}-longer", partitions=PARTITIONS)
+    await produce(env.kafka_bootstrap, topic, gdelt_records(big))
+    long = await projector_replay(env, topic, big, db=4)
+    what = f"{big:,} vs {count:,} events"
+    rows = [
+        Row(
+            NAME,
+            f"replay rate, {what}",
+            "events/s",
+            short.rate,
+            long.rate,
+            f">= {FLAT_RATE}x (flat)",
+            long.rate >= FLAT_RATE * short.rate,
+            f"{big:,} events in {long.seconds:.1f} s (the rate moves with the machine's load; "
+            "CPU per event much less)",
+        ),
+        Row(
+            NAME,
+            f"CPU per event, {what}",
+            "us",
+            short.cpu_us,
+            long.cpu_us,
+            f"<= {FLAT_CPU}x (flat)",
+            long.cpu_us <= FLAT_CPU * short.cpu_us,
+            "the projector process's CPU time per event over each replay",
+        ),
+    ]
+    if short.redis_cpu_us is not None and long.redis_cpu_us is not None:
+        rows.append(
+            Row(
+                NAME,
+                f"redis-server CPU per event, {what}",
+                "us",
+                short.redis_cpu_us,
+                long.redis_cpu_us,
+                f"<= {FLAT_CPU}x (flat)",
+                long.redis_cpu_us <= FLAT_CPU * short.redis_cpu_us,
+            )
+        )
+    return rows
 
 
 def run(env: BenchEnv, quick: bool = False) -> list[Row]:

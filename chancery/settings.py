@@ -74,6 +74,10 @@ class CommonSettings(ChancerySettings):
     topic: str = "chancery.events"
     dead_letter_topic: str = "chancery.events.dlq"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Whether CHANCERY_REDIS_URL names a node of a Redis Cluster (redis-py's RedisCluster
+    # discovers the other nodes from it) rather than a single server. Checked at start: a
+    # mismatch either way is refused, naming it.
+    redis_cluster: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     # The event log's partition count. Unset, a new topic gets 6 and an existing topic is

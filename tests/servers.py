@@ -376,13 +376,18 @@ def kafka_cluster_topic(whole_kafka_cluster: KafkaCluster, request: pytest.Fixtu
 def redis_cluster_url(whole_redis_cluster: RedisCluster) -> str:
     """redis:// URL of one node of the Redis Cluster, emptied (every master flushed) for this
     test. A cluster has one database only: tests that use it take turns."""
-    for port in _cluster_masters(whole_redis_cluster):
+    flush_redis_cluster(whole_redis_cluster)
+    return whole_redis_cluster.url
+
+
+def flush_redis_cluster(cluster: RedisCluster) -> None:
+    """Empty every master of the cluster (its replicas follow)."""
+    for port in _cluster_masters(cluster):
         client = redis.Redis(host="127.0.0.1", port=port)
         try:
             client.flushall()
         finally:
             client.close()
-    return whole_redis_cluster.url
 
 
 def _cluster_masters(cluster: RedisCluster) -> list[int]:

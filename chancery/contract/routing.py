@@ -13,7 +13,7 @@ One partition keeps its records in order, so events that must be read in order s
 A key's partition is `partition_for(key, count)`: Kafka's default partitioner, a function of
 the key's bytes and the topic's partition count only. A key therefore keeps its partition as
 long as the topic keeps its count, and may move if the count changes: why an existing
-topic's count is never changed under it (services/cli/local/topics.py).
+topic's count is never changed under it (services/platform/topics.py).
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ from datetime import datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chancery.auth import Authenticator, utcnow
 from chancery.contract import is_country
 from chancery.settings import ApiSettings
+from services.platform.redis import REDIS_UNAVAILABLE, check_redis_mode, node_url, redis_client
 from services.platform.runtime import frozen_startup_heap
 from services.platform.web import (
     CorrelationIdMiddleware,
@@ -31,7 +30,7 @@ from .errors import to_problem
 from .metrics import ApiMetrics, MetricsMiddleware
 from .principals import VerifiedPrincipals
 from .reader import NotReadyError, ReadError, ReadModelReader
-from .redis_reader import RedisReadModelReader
+from .redis_reader import SCRIPTS, ClusterRoundTrips, RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
 from .routes import atlas, events, history, operations, people, relations, stream, timelines
 from .sessions import SessionCookies, with_sessions
@@ -64,14 +63,45 @@ takes `?access_token=`). `/healthz`, `/readyz` and `/metrics` are open.
 
 def _untimed_pool(url: str, name: str, connections: int) -> Redis:
     """A connection pool with no socket timeout: its user bounds each block or round trip."""
-    return Redis.from_url(
+    return redis_client(
         url,
         client_name=name,
-        decode_responses=False,
         socket_timeout=None,
-        socket_connect_timeout=5,
+        health_check_interval=0,
         max_connections=connections,
     )
+
+
+async def _redis_reader(settings: ApiSettings, stack: AsyncExitStack) -> RedisReadModelReader:
+    """The reader on the Redis the settings name: one server, or a Redis Cluster.
+
+    Reads hold their connections and time each round trip as a whole; blocking reads
+    (streams, min_position waits) get a pool of their own, with no socket timeout shorter
+    than a block (see redis_reader/). On a cluster, each master gets the same two pools, and
+    redis-py's cluster client keeps the map of slots to masters."""
+    url = settings.redis_url
+    await check_redis_mode(url, cluster=settings.redis_cluster)
+    if not settings.redis_cluster:
+        reads = _untimed_pool(url, "api-reads", READ_CONNECTIONS)
+        stack.push_async_callback(reads.aclose)
+        blocking = _untimed_pool(url, "api-stream", STREAM_CONNECTIONS)
+        stack.push_async_callback(blocking.aclose)
+        reader = RedisReadModelReader(reads, blocking, topic=settings.topic)
+    else:
+        slots = redis_client(url, cluster=True, client_name="api-slots", max_connections=4)
+        stack.push_async_callback(slots.aclose)
+
+        def node_client(host: str, port: int, blocking: bool) -> Redis:
+            name, connections = (
+                ("api-stream", STREAM_CONNECTIONS) if blocking else ("api-reads", READ_CONNECTIONS)
+            )
+            return _untimed_pool(node_url(url, host, port), name, connections)
+
+        round_trips = ClusterRoundTrips(slots, node_client, scripts=SCRIPTS)
+        stack.push_async_callback(round_trips.aclose)
+        reader = RedisReadModelReader(topic=settings.topic, round_trips=round_trips)
+    await reader.start()
+    return reader
 
 
 def create_app(
@@ -92,18 +122,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             chosen = reader
             if chosen is None:
-                # Reads hold their connections and time each round trip as a whole;
-                # blocking reads (streams, min_position waits) get a pool of their own,
-                # with no socket timeout shorter than a block. See redis_reader/.
-                reads = _untimed_pool(settings.redis_url, "chancery-api-reads", READ_CONNECTIONS)
-                stack.push_async_callback(reads.aclose)
-                blocking = _untimed_pool(
-                    settings.redis_url, "chancery-api-stream", STREAM_CONNECTIONS
-                )
-                stack.push_async_callback(blocking.aclose)
-                redis_reader = RedisReadModelReader(reads, blocking, topic=settings.topic)
-                await redis_reader.start()
-                chosen = redis_reader
+                chosen = await _redis_reader(settings, stack)
             chosen_authenticator = with_sessions(
                 authenticator or authenticator_from(settings), settings
             )
@@ -166,8 +185,11 @@ def create_app(
             ),
         )
 
-    for unreachable in (RedisConnectionError, RedisTimeoutError):
-        app.add_exception_handler(unreachable, on_redis_down)
+    # Redis down, or a slot of the cluster without a master (a failover under way): 503,
+    # never a partial answer. (Not OSError itself: only Redis's own errors mean Redis.)
+    for unreachable in REDIS_UNAVAILABLE:
+        if unreachable is not OSError:
+            app.add_exception_handler(unreachable, on_redis_down)
     for module in (relations, history, timelines, people, events, stream, operations, atlas):
         app.include_router(module.router)
     return app

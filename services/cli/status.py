@@ -22,15 +22,15 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chancery import keyspace
 from chancery.keyspace import PartitionSpace
+from services.platform.redis import REDIS_FAILED, redis_client
 
 from .errors import ServiceDown, failure_reason, problem_detail, transport_reason
 
 TIMEOUT_S = 5.0
+REDIS_OR_VALUE: tuple[type[Exception], ...] = (*REDIS_FAILED, ValueError)
 
 
 @dataclass
@@ -201,9 +201,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _redis(url: str) -> _RedisStatus:
-    client = Redis.from_url(
-        url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S, client_name="status"
+async def _redis(url: str, cluster: bool) -> _RedisStatus:
+    client = redis_client(
+        url,
+        cluster=cluster,
+        client_name="status",
+        socket_timeout=TIMEOUT_S,
+        connect_timeout_s=TIMEOUT_S,
     )
     shown = url.rsplit("@", maxsplit=1)[-1]  # never print a password
     try:
@@ -219,7 +223,7 @@ async def _redis(url: str) -> _RedisStatus:
             for p in range(partitions):
                 pipe.get(PartitionSpace(version, p).offset)
             offsets = await pipe.execute()
-    except (RedisError, OSError, ValueError) as exc:
+    except REDIS_OR_VALUE as exc:
         return _RedisStatus(Check("Redis", shown, False, failure_reason(exc)))
     finally:
         await client.aclose()
@@ -240,6 +244,7 @@ async def gather(
     redis_url: str,
     topic: str,
     dead_letter_topic: str,
+    redis_cluster: bool = False,
 ) -> StatusReport:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries are not news here
     async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
@@ -248,7 +253,7 @@ async def gather(
             _http("API", client, f"{api_url}/readyz"),
             _http("projector", client, f"{projector_url}/status"),
             _kafka(kafka_bootstrap, topic, dead_letter_topic),
-            _redis(redis_url),
+            _redis(redis_url, redis_cluster),
         )
     report = StatusReport(topic=topic, checks=[ingest, api, projector, kafka.check, redis.check])
     report.version = redis.version
@@ -260,11 +265,13 @@ async def gather(
     return report
 
 
-async def reachable(kafka_bootstrap: str, redis_url: str, topic: str) -> None:
+async def reachable(
+    kafka_bootstrap: str, redis_url: str, topic: str, *, redis_cluster: bool = False
+) -> None:
     """Raise `ServiceDown` for the first of Kafka (with its topic) and Redis that is down."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     kafka, redis = await asyncio.gather(
-        _kafka(kafka_bootstrap, topic, f"{topic}.dlq"), _redis(redis_url)
+        _kafka(kafka_bootstrap, topic, f"{topic}.dlq"), _redis(redis_url, redis_cluster)
     )
     for check in (kafka.check, redis.check):
         if not check.ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
@@ -17,8 +18,14 @@ from chancery.contract import EVENT_TYPES, Event, is_country
 from chancery.observability import configure_logging
 from chancery.settings import IngestSettings
 from services.platform.kafka import event_log_producer
-from services.platform.redis import redis_client
+from services.platform.redis import REDIS_UNAVAILABLE, check_redis_mode, redis_client
 from services.platform.runtime import frozen_startup_heap
+from services.platform.topics import (
+    TopicMismatchError,
+    TopicMissingError,
+    check_topics,
+    topics_from_settings,
+)
 from services.platform.web import (
     CorrelationIdMiddleware,
     authenticator_from,
@@ -33,6 +40,13 @@ from .publisher import EventPublisher, KafkaEventPublisher
 from .routes import router, write_router
 from .service import IngestService
 from .targets import RedisTargetIndex, TargetIndex
+
+logger = logging.getLogger(__name__)
+
+FIRST_CONNECT_WAIT_S = 15.0
+"""At most how long start waits for the first attempt to reach Kafka (and the check of the
+topic after it), so that a topic that does not meet the settings stops ingest at start.
+Kafka down, the attempt fails at once and ingest starts (answering 503) without it."""
 
 DESCRIPTION = """
 The front door of Chancery. Events are CloudEvents 1.0 (structured JSON mode, binary mode
@@ -78,7 +92,13 @@ def create_app(
             stack.callback(metrics.process_exits)
             store, index = idempotency, targets
             if store is None:
-                redis = redis_client(settings.redis_url, client_name="ingest", native_packing=True)
+                await _check_redis(settings)
+                redis = redis_client(
+                    settings.redis_url,
+                    cluster=settings.redis_cluster,
+                    client_name="ingest",
+                    native_packing=True,
+                )
                 stack.push_async_callback(redis.aclose)
                 store = CoalescingIdempotencyStore(
                     RedisIdempotencyStore(
@@ -101,6 +121,7 @@ def create_app(
                         request_timeout_ms=int(settings.publish_timeout_s * 1000),
                     ),
                     settings.topic,
+                    check=lambda: _topic_refused(settings),
                 )
             service = IngestService(
                 pub,
@@ -115,6 +136,9 @@ def create_app(
             if kafka is not None:
                 stack.push_async_callback(kafka.stop)
                 await kafka.start()
+                refused = await kafka.first_attempt(FIRST_CONNECT_WAIT_S)
+                if refused is not None:
+                    raise TopicMismatchError(refused)
             app.state.ctx = IngestContext(
                 settings=settings,
                 service=service,
@@ -139,6 +163,27 @@ def create_app(
     app.include_router(write_router)
     app.include_router(router)
     return app
+
+
+async def _check_redis(settings: IngestSettings) -> None:
+    """Refuse a Redis that is not what the settings say (a cluster or not). Ingest starts
+    while Redis is down (it answers 503 until Redis is back): then there is nothing to ask."""
+    try:
+        await check_redis_mode(settings.redis_url, cluster=settings.redis_cluster)
+    except REDIS_UNAVAILABLE as exc:
+        logger.warning("Redis unreachable at start (%r); serving 503 until it answers", exc)
+
+
+async def _topic_refused(settings: IngestSettings) -> str | None:
+    """Why the event log does not meet the settings (None: it does): checked when the
+    producer first connects."""
+    try:
+        await check_topics(settings.kafka_bootstrap_servers, topics_from_settings(settings))
+    except TopicMissingError as exc:  # not created yet: /readyz says so until it is
+        logger.warning("%s", exc)
+    except TopicMismatchError as exc:
+        return str(exc)
+    return None
 
 
 def app_from_environment() -> FastAPI:

@@ -14,7 +14,14 @@ Complete, release and extend act on a key only while it still holds this request
 Concurrent requests' calls are merged (`CoalescingIdempotencyStore`); with Redis, the
 completions and the claims of one moment share one script (`_COMPLETE_THEN_CLAIM`).
 Every call is bounded by `op_timeout_s`; a store that does not answer in time is
-"unavailable", which the service turns into a 503.
+"unavailable", which the service turns into a 503 (so is a Redis Cluster with a slot
+without a master, while a failover is under way).
+
+On a Redis Cluster a script may touch the keys of one slot only, and a record's key is its
+identity's own (`keyspace.idempotency`), so that a retry finds it from the identity alone: a
+call sends one script per slot of its keys, all in one pipeline (redis-py sends each master
+its share, the masters at once). Each script acts on its keys in order, as one call does on
+one server, and keys of one identity are on one slot: what a call does is the same.
 """
 
 from __future__ import annotations
@@ -22,13 +29,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from chancery import keyspace
 from chancery.keyspace import IdempotencyRecord
+from services.platform.redis import REDIS_FAILED, RedisClient, key_slot
+
+Replies = list[tuple[list[int], Any]]
+"""A script's replies: per call, the indexes of the keys it was given, and its reply."""
 
 # Claim each key only if absent; answer, per key, nil (claimed) or the record already there.
 _CLAIM = """
@@ -144,7 +156,7 @@ class IdempotencyStore(Protocol):
 
 class RedisIdempotencyStore:
     def __init__(
-        self, redis: Redis, *, ttl_s: int, pending_ttl_ms: int, op_timeout_s: float = 2.0
+        self, redis: RedisClient, *, ttl_s: int, pending_ttl_ms: int, op_timeout_s: float = 2.0
     ) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
@@ -160,22 +172,28 @@ class RedisIdempotencyStore:
         if not claims:
             return []
         keys = [keyspace.idempotency(c.event_key) for c in claims]
-        args: list[bytes | int] = [self._pending_ttl_ms, *(c.stored for c in claims)]
+        raw: list[Any] = [None] * len(claims)
         async with self._bounded("claim"):
-            raw = await self._claim(keys=keys, args=args)
-        return [IdempotencyRecord.decode(r) if r else None for r in raw]
+            calls = await self._run(
+                self._claim, keys, [self._pending_ttl_ms], [(c.stored,) for c in claims]
+            )
+        for at, replies in calls:
+            for i, reply in zip(at, replies, strict=True):
+                raw[i] = reply
+        # A record that is this very claim was set by this call: sent again after a lost
+        # reply (a connection reset, a failover), the script found what it had set.
+        return [
+            IdempotencyRecord.decode(r) if r and r != c.stored else None
+            for r, c in zip(raw, claims, strict=True)
+        ]
 
     async def complete(self, done: Sequence[tuple[Claim, IdempotencyRecord]]) -> None:
         if not done:
             return
-        keys: list[str] = []
-        args: list[bytes | int] = [self._ttl_s]
-        for claim, record in done:
-            keys.append(keyspace.idempotency(claim.event_key))
-            args.append(claim.stored)
-            args.append(record.encode())
+        keys = [keyspace.idempotency(claim.event_key) for claim, _ in done]
+        args = [(claim.stored, record.encode()) for claim, record in done]
         async with self._bounded("complete"):
-            await self._complete(keys=keys, args=args)
+            await self._run(self._complete, keys, [self._ttl_s], args)
 
     async def complete_then_claim(
         self, done: Sequence[tuple[Claim, IdempotencyRecord]], claims: Sequence[Claim]
@@ -186,6 +204,11 @@ class RedisIdempotencyStore:
         if not claims:
             await self.complete(done)
             return []
+        if isinstance(self._redis, RedisCluster):
+            # The keys span slots, and one script holds the keys of one slot: the two calls
+            # in turn, each one script per slot (completions still precede the claims).
+            await self.complete(done)
+            return await self.claim(claims)
         keys: list[str] = []
         args: list[bytes | int] = [self._pending_ttl_ms, self._ttl_s, len(done)]
         for claim, record in done:
@@ -201,31 +224,71 @@ class RedisIdempotencyStore:
     async def extend(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
-        args: list[bytes | int] = [self._pending_ttl_ms, *(c.stored for c in claims)]
+        keys = [keyspace.idempotency(c.event_key) for c in claims]
         async with self._bounded("extend"):
-            await self._extend(keys=[keyspace.idempotency(c.event_key) for c in claims], args=args)
+            await self._run(
+                self._extend, keys, [self._pending_ttl_ms], [(c.stored,) for c in claims]
+            )
 
     async def release(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
+        keys = [keyspace.idempotency(c.event_key) for c in claims]
         async with self._bounded("release"):
-            await self._release(
-                keys=[keyspace.idempotency(c.event_key) for c in claims],
-                args=[c.stored for c in claims],
-            )
+            await self._run(self._release, keys, [], [(c.stored,) for c in claims])
 
     async def lookup(self, event_keys: Sequence[str]) -> list[IdempotencyRecord | None]:
         if not event_keys:
             return []
+        keys = [keyspace.idempotency(k) for k in event_keys]
         async with self._bounded("lookup"):
-            raw = await self._redis.mget([keyspace.idempotency(k) for k in event_keys])
+            if isinstance(self._redis, RedisCluster):
+                raw = await self._redis.mget_nonatomic(keys)  # one MGET per slot
+            else:
+                raw = await self._redis.mget(keys)
         return [IdempotencyRecord.decode(r) if r else None for r in raw]
+
+    async def _run(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        shared: list[Any],
+        per_key: list[tuple[Any, ...]],
+    ) -> Replies:
+        """`script` over `keys`, its ARGV `shared` then each key's `per_key` arguments: one
+        call on one server; on a cluster, one call per slot, pipelined (see the module doc)."""
+        if not isinstance(self._redis, RedisCluster):
+            args = [*shared, *(a for key_args in per_key for a in key_args)]
+            return [(list(range(len(keys))), await script(keys=keys, args=args))]
+        by_slot: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(i)
+        calls = [
+            (at, [keys[i] for i in at], [*shared, *(a for i in at for a in per_key[i])])
+            for at in by_slot.values()
+        ]
+        replies = await self._pipelined(script, calls)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            await self._redis.script_load(script.script)  # on every master; then again
+            replies = await self._pipelined(script, calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [(at, reply) for (at, _, _), reply in zip(calls, replies, strict=True)]
+
+    async def _pipelined(
+        self, script: AsyncScript, calls: list[tuple[list[int], list[str], list[Any]]]
+    ) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def is_ready(self) -> tuple[bool, str]:
         try:
             async with asyncio.timeout(self._op_timeout_s):
                 await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILED as exc:  # TimeoutError is an OSError
             return False, f"Redis unavailable: {exc or type(exc).__name__}"
         return True, "Redis answers"
 
@@ -238,7 +301,7 @@ class RedisIdempotencyStore:
             raise IdempotencyUnavailableError(
                 f"Redis did not answer {what} within {self._op_timeout_s:g}s"
             ) from exc
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILED as exc:
             raise IdempotencyUnavailableError(f"Redis: {exc}") from exc
 
 

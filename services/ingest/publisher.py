@@ -12,10 +12,14 @@
 
 It never raises for a record: the caller decides what a partial failure means.
 
-While Kafka is known to be unreachable (a publish timed out and a probe has not yet reached
-every partition leader again), `publish` answers `NotWritten` at once instead of queueing
-more records behind the ones already stuck: requests get their 503 quickly, and memory does
-not grow with the length of an outage. A background probe clears that state on its own.
+While a partition is known not to accept writes (a publish to it timed out, and a probe has
+not yet reached its leader again), `publish` answers `NotWritten` at once for its records
+instead of queueing more behind the ones already stuck: requests get their 503 quickly, and
+memory does not grow with the length of an outage. Every partition led by the same broker
+is known stuck with it, so on one broker an outage stops every partition at once; on a
+cluster, a dead leader stops only its partitions until another broker takes them over (the
+controller fences a broker that died without warning after its session timeout), while the
+others keep accepting. A background probe clears that state on its own.
 A producer whose sender died of a fatal error (such as OutOfOrderSequenceNumber) is
 replaced: aiokafka fails the sends pending then, and refuses every later one, with that
 error, so `publish` sees it in its own sends.
@@ -28,7 +32,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -38,9 +41,9 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
 )
-from aiokafka.partitioner import murmur2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from services.platform.kafka import key_partition
 from services.platform.retrying import ServerDelayOrBackoff, failure_of
 
 logger = logging.getLogger(__name__)
@@ -91,14 +94,10 @@ class EventPublisher(Protocol):
     async def is_ready(self) -> tuple[bool, str]: ...
 
 
-@lru_cache(maxsize=65_536)
-def _murmur2_positive(key: bytes) -> int:
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
 def default_partition(key: bytes, partitions: int) -> int:
-    """The partition aiokafka's (and Java's) default partitioner picks for `key`."""
-    return _murmur2_positive(key) % partitions
+    """The partition of `key` (`chancery.contract.partition_for`: Kafka's and aiokafka's
+    default partitioner), as the producer's own partitioner picks it (`by_contract`)."""
+    return key_partition(key, partitions)
 
 
 class KafkaEventPublisher:
@@ -106,7 +105,9 @@ class KafkaEventPublisher:
 
     Ingest must start and answer (503) while Kafka is down, so the producer is started by a
     background task that retries with backoff instead of in the lifespan's critical path.
-    `factory` makes a new, unstarted producer (the same settings every time).
+    `factory` makes a new, unstarted producer (the same settings every time). `check` runs
+    once, when a producer first connects: a reason it returns (the topic does not meet the
+    settings) refuses every publish from then on (503, and /readyz says why).
     """
 
     def __init__(
@@ -116,9 +117,13 @@ class KafkaEventPublisher:
         *,
         probe_interval_s: float = 0.5,
         stop_timeout_s: float = 5.0,
+        check: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.topic = topic
         self._factory = factory
+        self._check = check
+        self._refused: str | None = None
+        self._first_attempt = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
@@ -126,12 +131,24 @@ class KafkaEventPublisher:
         self._probe_interval_s = probe_interval_s
         self._stop_timeout_s = stop_timeout_s
         self._down: str | None = "not connected to Kafka yet"
+        # Partitions whose leader did not acknowledge a publish in time, until a probe
+        # reaches their (new) leader: their records are refused at once (503).
+        self._stuck: dict[int, str] = {}
+        self._all_stuck: str | None = None  # no metadata to tell which: every partition
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+
+    async def first_attempt(self, timeout_s: float) -> str | None:
+        """Wait (at most `timeout_s`) for the first attempt to connect, and the check after
+        it; the reason the log is refused, if it is (None: connected, or not yet)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._first_attempt.wait()
+        return self._refused
 
     async def _connect(self) -> None:
         """Start a new producer, retrying with backoff until one starts or we are closed."""
@@ -154,12 +171,27 @@ class KafkaEventPublisher:
                     with contextlib.suppress(Exception):
                         await producer.stop()
                     raise
+                await self._check_once()
                 self._producer = producer
                 self._down = None
                 logger.info("Kafka producer connected")
+                self._first_attempt.set()
 
-    @staticmethod
-    def _connect_failed(retry_state: RetryCallState) -> None:
+    async def _check_once(self) -> None:
+        check, self._check = self._check, None
+        if check is None:
+            return
+        try:
+            refused = await check()
+        except Exception as exc:  # noqa: BLE001 - a check that could not run refuses nothing
+            logger.warning("could not check the event log's topic: %r", exc)
+            return
+        if refused is not None:
+            self._refused = refused
+            logger.error("refusing to publish to the event log: %s", refused)
+
+    def _connect_failed(self, retry_state: RetryCallState) -> None:
+        self._first_attempt.set()
         logger.warning(
             "Kafka producer start failed, retrying in %.1fs: %s",
             retry_state.upcoming_sleep,
@@ -204,25 +236,83 @@ class KafkaEventPublisher:
         if not self._closed and (self._connector is None or self._connector.done()):
             self._connector = asyncio.create_task(self._connect(), name="kafka-producer-connect")
 
-    # --- down / probe --------------------------------------------------------------------
+    # --- stuck partitions / probe ---------------------------------------------------------
 
-    def _mark_down(self, reason: str) -> None:
-        if self._down is None:
-            logger.warning("Kafka is unreachable, answering 503 until it is back: %s", reason)
-        self._down = reason
+    async def _mark_stuck(self, producer: AIOKafkaProducer, keys: Sequence[bytes]) -> None:
+        """Refuse, until a probe reaches their leader again, the partitions of `keys` (whose
+        records were not acknowledged in time) and every other partition that broker leads.
+        On one broker that is every partition; on a cluster, the others keep accepting."""
+        try:
+            async with asyncio.timeout(2.0):
+                partitions = sorted(await producer.partitions_for(self.topic))
+        except (TimeoutError, KafkaError):
+            partitions = []
+        if not partitions:  # no metadata either: every partition, as far as we know
+            self._stuck_all("a publish was not acknowledged in time; no metadata")
+            return
+        late = {partitions[default_partition(key, len(partitions))] for key in keys}
+        cluster = producer.client.cluster
+        leaders = {cluster.leader_for_partition(_tp(self.topic, p)) for p in late}
+        stuck = late | {
+            p for p in partitions if cluster.leader_for_partition(_tp(self.topic, p)) in leaders
+        }
+        new = sorted(stuck - self._stuck.keys())
+        for p in new:
+            self._stuck[p] = f"partition {p} did not acknowledge a publish in time (its leader)"
+        if new:
+            logger.warning(
+                "partitions %s of %s are not acknowledging writes (leader %s): answering 503 "
+                "for their events until their leader answers",
+                new,
+                self.topic,
+                sorted(str(leader) for leader in leaders),
+            )
+        self._start_probe()
+
+    def _stuck_all(self, reason: str) -> None:
+        self._all_stuck = reason
+        logger.warning("Kafka is unreachable, answering 503 until it is back: %s", reason)
+        self._start_probe()
+
+    def _start_probe(self) -> None:
         if self._prober is None or self._prober.done():
             self._prober = asyncio.create_task(self._probe(), name="kafka-probe")
 
     async def _probe(self) -> None:
-        while not self._closed and self._down is not None:
+        while not self._closed and (self._stuck or self._all_stuck is not None):
             await asyncio.sleep(self._probe_interval_s)
             producer = self._producer
             if producer is None:
                 continue
+            with contextlib.suppress(KafkaError, TimeoutError):
+                async with asyncio.timeout(2.0):  # a new leader is news only in new metadata
+                    await producer.client.force_metadata_update()
+            reachable = await self._reachable_partitions(producer, timeout_s=2.0)
+            back = sorted(set(self._stuck) & reachable)
+            for p in back:
+                del self._stuck[p]
+            if back:
+                logger.info("partitions %s of %s accept writes again", back, self.topic)
             ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
-            if ok:
+            if ok and self._all_stuck is not None:
                 logger.info("Kafka is reachable again: %s", detail)
-                self._down = None
+                self._all_stuck = None
+
+    async def _reachable_partitions(
+        self, producer: AIOKafkaProducer, *, timeout_s: float
+    ) -> set[int]:
+        """The partitions whose leader the producer can reach now."""
+        client = producer.client
+        reachable: set[int] = set()
+        try:
+            async with asyncio.timeout(timeout_s):
+                for p in await producer.partitions_for(self.topic):
+                    leader = client.cluster.leader_for_partition(_tp(self.topic, p))
+                    if leader is not None and leader >= 0 and await client.ready(leader):
+                        reachable.add(p)
+        except (TimeoutError, KafkaError):
+            pass
+        return reachable
 
     async def _leaders_reachable(
         self, producer: AIOKafkaProducer, *, timeout_s: float
@@ -253,15 +343,17 @@ class KafkaEventPublisher:
         self, records: Sequence[OutgoingRecord], *, timeout_s: float
     ) -> list[PublishResult]:
         producer = self._producer
-        if producer is None or self._down is not None:
-            return [NotWritten(self._down or "Kafka producer not connected")] * len(records)
+        down = self._refused or self._down or self._all_stuck
+        if producer is None or down is not None:
+            return [NotWritten(down or "Kafka producer not connected")] * len(records)
         # Per record, the future of its send and its index in that future's batch.
         pending: list[tuple[asyncio.Future[Any], int] | None] = [None] * len(records)
         fatal: BaseException | None = None
         results: list[PublishResult] = [NotWritten("not sent")] * len(records)
+        sendable = await self._not_stuck(producer, records, results)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._enqueue(producer, records, pending)
+                await self._enqueue(producer, records, pending, sendable)
                 if futures := _futures_of(pending):
                     await asyncio.wait(futures)
         except TimeoutError:
@@ -270,13 +362,13 @@ class KafkaEventPublisher:
             # A producer whose sender died refuses every send with the sender's error.
             fatal = exc if isinstance(exc, PRODUCER_FATAL) else None
             logger.warning("publish failed: %s", exc)
-        unknown = False
+        unknown: list[bytes] = []
         for i, sent in enumerate(pending):
             if sent is None:
-                continue  # never handed to the producer: NotWritten("not sent")
+                continue  # never handed to the producer: NotWritten (see `results`)
             future, index = sent
             if not future.done():
-                unknown = True
+                unknown.append(records[i].key)
                 results[i] = Unknown("not acknowledged in time", _settled(future, index))
             else:
                 results[i] = _result_of(future, index)
@@ -292,19 +384,42 @@ class KafkaEventPublisher:
         if fatal is not None and self._producer is producer:
             self._replace_producer(f"{type(fatal).__name__}: {fatal}")
         if unknown:
-            self._mark_down("a publish was not acknowledged in time")
+            await self._mark_stuck(producer, unknown)
         return results
+
+    async def _not_stuck(
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[OutgoingRecord],
+        results: list[PublishResult],
+    ) -> Sequence[int]:
+        """The indexes of the records whose partition accepts writes; each of the others is
+        given its partition's reason (`results`) and is not handed to the producer, so that it
+        gets its 503 at once instead of queueing behind the records already stuck."""
+        if not self._stuck:
+            return range(len(records))
+        partitions = sorted(await producer.partitions_for(self.topic))
+        sendable: list[int] = []
+        for i, record in enumerate(records):
+            reason = self._stuck.get(partitions[default_partition(record.key, len(partitions))])
+            if reason is None:
+                sendable.append(i)
+            else:
+                results[i] = NotWritten(reason)
+        return sendable
 
     async def _enqueue(
         self,
         producer: AIOKafkaProducer,
         records: Sequence[OutgoingRecord],
         pending: list[tuple[asyncio.Future[Any], int] | None],
+        sendable: Sequence[int],
     ) -> None:
-        """Hand every record to the producer; fills `pending` as it goes."""
+        """Hand the `sendable` records to the producer; fills `pending` as it goes."""
         headers = [CONTENT_TYPE_HEADER]
-        if len(records) < OWN_BATCH_MIN_RECORDS:
-            for i, record in enumerate(records):
+        if len(sendable) < OWN_BATCH_MIN_RECORDS:
+            for i in sendable:
+                record = records[i]
                 future = await producer.send(
                     self.topic, value=record.value, key=record.key, headers=headers
                 )
@@ -312,7 +427,8 @@ class KafkaEventPublisher:
             return
         partitions = sorted(await producer.partitions_for(self.topic))
         by_partition: dict[int, list[int]] = {}
-        for i, record in enumerate(records):
+        for i in sendable:
+            record = records[i]
             p = partitions[default_partition(record.key, len(partitions))]
             by_partition.setdefault(p, []).append(i)
         for partition, indexes in by_partition.items():
@@ -355,14 +471,18 @@ class KafkaEventPublisher:
             pending[i] = (future, position)
 
     async def is_ready(self) -> tuple[bool, str]:
+        if self._refused is not None:
+            return False, f"the event log is refused: {self._refused}"
         producer = self._producer
         if producer is None:
             return False, self._down or "Kafka producer not connected"
         ok, detail = await self._leaders_reachable(producer, timeout_s=2.0)
         if not ok:
             return False, detail
-        if self._down is not None:
-            return False, f"{self._down} (probing)"
+        if self._down is not None or self._all_stuck is not None:
+            return False, f"{self._down or self._all_stuck} (probing)"
+        if self._stuck:
+            return False, f"partitions {sorted(self._stuck)} not acknowledging writes (probing)"
         return True, detail
 
 

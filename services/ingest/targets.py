@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chancery import keyspace
 from chancery.contract import Event, decode_event, event_key
 from chancery.keyspace import PartitionSpace
+from services.platform.redis import REDIS_FAILED, RedisClient
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class TargetIndex(Protocol):
 
 
 class RedisTargetIndex:
-    def __init__(self, redis: Redis, *, op_timeout_s: float = 2.0) -> None:
+    def __init__(self, redis: RedisClient, *, op_timeout_s: float = 2.0) -> None:
         self._redis = redis
         self._op_timeout_s = op_timeout_s
 
@@ -56,7 +55,7 @@ class RedisTargetIndex:
             raise ReadModelsUnavailableError(
                 f"Redis did not answer within {self._op_timeout_s:g}s"
             ) from exc
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILED as exc:
             raise ReadModelsUnavailableError(f"Redis: {exc}") from exc
         return [stored.get(event_key(source, id_)) for source, id_ in targets]
 

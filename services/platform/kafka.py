@@ -7,15 +7,34 @@ in Redis, in the same atomic write as the read models.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from chancery.contract import partition_for
 
 CLIENT_ID_PREFIX = "chancery"
 # JSON events shrink several times over: the broker writes, keeps and serves that much less,
 # and a producer spends less on its socket writes than zstd costs it.
 LOG_COMPRESSION = "zstd"
+
+
+@lru_cache(maxsize=65_536)
+def key_partition(key: bytes, partitions: int) -> int:
+    """`chancery.contract.partition_for`, remembered: a producer sends many records of few
+    keys (a pair, a person), and the hash is Python."""
+    return partition_for(key, partitions)
+
+
+def by_contract(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """The producer's partitioner: a keyed record goes where the contract says
+    (`partition_for`, Kafka's own default partitioner), whatever the client."""
+    if key is None:  # every Chancery record has a key; this is aiokafka's rule for none
+        return random.choice(list(available or all_partitions))  # noqa: S311 - not a secret
+    return all_partitions[key_partition(key, len(all_partitions))]
 
 
 def event_log_producer(
@@ -36,6 +55,7 @@ def event_log_producer(
         request_timeout_ms=request_timeout_ms,
         retry_backoff_ms=100,
         metadata_max_age_ms=30_000,
+        partitioner=by_contract,
     )
 
 

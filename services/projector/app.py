@@ -19,8 +19,9 @@ from aiokafka.errors import KafkaError
 
 from chancery.settings import ProjectorSettings
 from services.platform.kafka import event_log_consumer, event_log_producer
-from services.platform.redis import redis_client
+from services.platform.redis import check_redis_mode, redis_client
 from services.platform.runtime import frozen_startup_heap
+from services.platform.topics import TopicMissingError, check_topics, topics_from_settings
 
 from .deadletters import KafkaDeadLetters
 from .metrics import ProjectorMetrics
@@ -79,7 +80,13 @@ async def _projector(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AsyncIterator[tuple[Projector, RedisReadModelWriter, ProjectorMetrics]]:
     async with AsyncExitStack() as stack:
-        redis = redis_client(settings.redis_url, client_name="projector", native_packing=True)
+        await check_redis_mode(settings.redis_url, cluster=settings.redis_cluster)
+        redis = redis_client(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            client_name="projector",
+            native_packing=True,
+        )
         stack.push_async_callback(redis.aclose)
         consumer = event_log_consumer(
             settings.kafka_bootstrap_servers,
@@ -97,6 +104,12 @@ async def _projector(
         )
         metrics = ProjectorMetrics()
         partitions = await _partition_count(producer, settings.topic)
+        # Refuse a log that does not meet the settings (a configured partition count the
+        # topic does not have, fewer replicas or in-sync replicas than required).
+        try:
+            await check_topics(settings.kafka_bootstrap_servers, topics_from_settings(settings))
+        except TopicMissingError as exc:  # the dead-letter topic: parking waits for it
+            logger.warning("%s", exc)
         projector = Projector(
             consumer,
             writer,

@@ -154,8 +154,9 @@ class PendingRead:
 
 
 async def _execute(pipe: ReadPipeline) -> list[Any]:
-    async with pipe:
-        return await pipe.execute()
+    # Not `async with pipe`: entering redis-py's cluster pipeline empties its queue, and
+    # these commands were queued before. `execute` gives the connections back either way.
+    return await pipe.execute()
 
 
 class ReadModelProjection:

@@ -32,11 +32,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chancery.keyspace import PartitionSpace
 from chancery.observability import correlation_id
+from services.platform.redis import REDIS_UNAVAILABLE
 
 from .consumer import EventLogConsumer
 from .deadletters import DeadLetters, DeadLetterUnavailableError
@@ -55,7 +54,9 @@ from .version_pointer import VersionPointer
 logger = logging.getLogger(__name__)
 
 RETRY_S = 0.5
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_ERRORS = REDIS_UNAVAILABLE
+"""Redis cannot answer now (down, or a slot of the cluster without a master): the loop
+retries from the stored offsets."""
 
 __all__ = ["Projector"]
 

@@ -5,25 +5,31 @@ partition's stored offset still equals what this projector last wrote (or read a
 assignment), then performs every write of the batch and moves the offset. Either all of it
 happens or none: a crash before the script leaves nothing, a crash after it leaves
 everything, and a zombie whose partition was reassigned is fenced by the offset check. Every
-key the script touches is passed in KEYS and shares the partition's hash tag, so this holds
-on Redis Cluster as well. Several partitions' scripts go in one pipeline: each is atomic on
-its own, and each is fenced on its own.
+key the script touches is passed in KEYS (`step_keys`) and shares the partition's hash tag,
+so the step runs on one slot of a Redis Cluster too. Several partitions' scripts go in one
+pipeline: each is atomic on its own, and each is fenced on its own (on a cluster, redis-py's
+pipeline sends each node its share, the nodes in parallel).
+
+On a cluster the version pointer, the version counter and each version's meta hash are keys
+of their own, each on its own slot; every command on them touches one key. A master that
+fails over may lose its last writes (replication is asynchronous), but never part of a step:
+see the README's Guarantees.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from chancery import keyspace
 from chancery.keyspace import MetaField, PartitionSpace, ProgressField, VersionState
-from services.platform.redis import with_native_packing
+from services.platform.redis import RedisClient, with_native_packing
 
 from .apply_script import APPLY_SCRIPT
 from .plan import WritePlan
@@ -36,8 +42,12 @@ __all__ = [
     "ReadModelWriter",
     "RedisReadModelWriter",
     "VersionInfo",
+    "step_keys",
     "with_native_packing",
 ]
+
+APPLY_SHA = hashlib.sha1(APPLY_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+"""The name Redis gives the apply script (the SHA-1 of its text: a name, not a safeguard)."""
 
 
 @dataclass(frozen=True)
@@ -98,16 +108,22 @@ class ReadModelWriter(Protocol):
         ...
 
 
+def step_keys(batch: Batch) -> list[str]:
+    """Every key the apply script touches for `batch`, in the order KEYS holds them: the
+    partition's offset, progress and stream, then the plan's keys (all in its hash tag)."""
+    space = batch.space
+    return [space.offset, space.progress, space.stream, *batch.plan.keys]
+
+
 class RedisReadModelWriter:
-    def __init__(self, redis: Redis, *, topic: str, stream_max_len: int = 1_000_000) -> None:
+    def __init__(self, redis: RedisClient, *, topic: str, stream_max_len: int = 1_000_000) -> None:
         self._redis = redis
         self._topic = topic
         self._stream_max_len = stream_max_len
-        self._script = redis.register_script(APPLY_SCRIPT)  # for its digest; loaded by apply
         self._script_loaded = False
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> RedisClient:
         return self._redis
 
     # --- versions ---------------------------------------------------------------------------
@@ -259,8 +275,8 @@ class RedisReadModelWriter:
         return outcomes
 
     def _script_call(self, b: Batch, now_ms: int) -> list[str | bytes | int]:
-        keys = [b.space.offset, b.space.progress, b.space.stream, *b.plan.keys]
-        call: list[str | bytes | int] = ["EVALSHA", self._script.sha, len(keys), *keys]
+        keys = step_keys(b)
+        call: list[str | bytes | int] = ["EVALSHA", APPLY_SHA, len(keys), *keys]
         call += (
             "" if b.expected is None else b.expected,
             b.new_offset,
@@ -277,7 +293,8 @@ class RedisReadModelWriter:
         The script is loaded once, not checked before every pipeline as redis-py's `Script`
         does (a round trip that would hold each round's scripts back); when Redis answers
         NOSCRIPT (it restarted, or its scripts were flushed) the call ran nothing, so it is
-        loaded again and those calls are sent again.
+        loaded again and those calls are sent again. (On a cluster the script is loaded on
+        every master; a replica promoted since has never seen it.)
         """
         if not self._script_loaded:
             await self._load_script()
@@ -300,7 +317,7 @@ class RedisReadModelWriter:
 
     async def _load_script(self) -> None:
         sha = await self._redis.script_load(APPLY_SCRIPT)
-        if sha != self._script.sha:  # pragma: no cover - SHA-1 of the same text
+        if _text(sha) != APPLY_SHA:  # pragma: no cover - SHA-1 of the same text
             raise RuntimeError("Redis loaded the apply script under another digest")
         self._script_loaded = True
 

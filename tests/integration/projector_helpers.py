@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from chancery import keyspace
 from chancery.contract import (
@@ -58,6 +58,7 @@ from chancery.domain import (
 )
 from chancery.keyspace import PartitionSpace
 from services.cli.local import free_port
+from services.platform.redis import RedisClient, redis_client
 
 STATES = ("CHN", "USA", "RUS", "UKR", "IRN", "SAU", "FRA", "DEU", "IND", "BRA")
 ACTORS = (*STATES, "NATO", "EU", "UN")
@@ -395,8 +396,15 @@ VOLATILE_FIELDS = {
 }
 
 
+def redis_of(env: Mapping[str, str]) -> RedisClient:
+    """A client of the Redis the CHANCERY_* variables name (a Redis Cluster's, when
+    CHANCERY_REDIS_CLUSTER says so)."""
+    cluster = env.get("CHANCERY_REDIS_CLUSTER", "").lower() == "true"
+    return redis_client(env["CHANCERY_REDIS_URL"], cluster=cluster, client_name="test")
+
+
 async def canonical_dump(
-    redis: Redis, version: int, *, skip: tuple[str, ...] = ()
+    redis: Redis | RedisCluster, version: int, *, skip: tuple[str, ...] = ()
 ) -> dict[str, object]:
     """Every key of `version`, by type, in canonical form (sorted, decoded), no wall clock.
 
@@ -457,18 +465,25 @@ def diff_dumps(a: Mapping[str, object], b: Mapping[str, object], *, limit: int =
     )
 
 
-async def active_version(redis: Redis) -> int | None:
+async def active_version(redis: Redis | RedisCluster) -> int | None:
     raw = await redis.get(keyspace.ACTIVE_VERSION)
     return int(raw) if raw is not None else None
 
 
-async def stored_offsets(redis: Redis, version: int, partitions: int) -> list[int | None]:
-    values = await redis.mget([PartitionSpace(version, p).offset for p in range(partitions)])
+async def stored_offsets(
+    redis: Redis | RedisCluster, version: int, partitions: int
+) -> list[int | None]:
+    """Each partition's stored offset (one GET each, pipelined: on a cluster they are on
+    several masters)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(partitions):
+            pipe.get(PartitionSpace(version, p).offset)
+        values = await pipe.execute()
     return [int(v) if v is not None else None for v in values]
 
 
 async def wait_until_applied(
-    redis: Redis,
+    redis: Redis | RedisCluster,
     ends: Mapping[int, int],
     *,
     timeout_s: float,
@@ -779,3 +794,16 @@ class ProjectorProcess:
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+
+    async def owned(self) -> list[int]:
+        """The partitions it owns now, as its status endpoint says (none while it cannot
+        answer)."""
+        url = f"http://127.0.0.1:{self._env['CHANCERY_PROJECTOR_PORT']}/status"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            try:
+                response = await client.get(url)
+            except httpx.TransportError:
+                return []
+        if response.status_code != 200:
+            return []
+        return [int(p["partition"]) for p in response.json()["partitions"]]

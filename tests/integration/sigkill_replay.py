@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from services.projector.app import run_rebuild
 
@@ -27,6 +27,7 @@ from .projector_helpers import (
     ProjectorProcess,
     active_version,
     canonical_dump,
+    redis_of,
     stored_offsets,
     wait_until_applied,
 )
@@ -60,7 +61,7 @@ class KilledReplay:
         return [k for k in self.kills if 0 < k.applied < total]
 
 
-async def applied(redis: Redis, partitions: int) -> int:
+async def applied(redis: Redis | RedisCluster, partitions: int) -> int:
     """Events the active version has applied, by its stored offsets."""
     version = await active_version(redis)
     if version is None:
@@ -73,7 +74,7 @@ async def replay_under_sigkill(
     env: Mapping[str, str], ends: Mapping[int, int], log_path: Path, plan: KillPlan
 ) -> KilledReplay:
     total = sum(ends.values())
-    redis = Redis.from_url(env["CHANCERY_REDIS_URL"])
+    redis = redis_of(env)
     projector = ProjectorProcess(
         env, log_path, CHANCERY_PROJECTOR_BATCH_EVENTS=str(plan.batch_events)
     )
@@ -118,8 +119,11 @@ async def replay_under_sigkill(
 
 
 async def clean_replay(env: Mapping[str, str], redis_url: str) -> tuple[int, dict[str, object]]:
-    """`chancery rebuild`'s code, uninterrupted, into another database: (version, dump)."""
-    settings = projector_settings({**env, "CHANCERY_REDIS_URL": redis_url})
+    """`chancery rebuild`'s code, uninterrupted, into another database (of a single Redis
+    server): (version, dump)."""
+    settings = projector_settings(
+        {**env, "CHANCERY_REDIS_URL": redis_url, "CHANCERY_REDIS_CLUSTER": "false"}
+    )
     version, _ = await run_rebuild(settings, keep_old=True)
     clean = Redis.from_url(redis_url)
     try:

@@ -10,6 +10,7 @@ and the timelines of the same events.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -31,12 +32,13 @@ from .projector_helpers import (
 pytestmark = pytest.mark.integration
 
 
-def projector_settings(env: dict[str, str], **more: Any) -> ProjectorSettings:
+def projector_settings(env: Mapping[str, str], **more: Any) -> ProjectorSettings:
     return ProjectorSettings(
         kafka_bootstrap_servers=env["CHANCERY_KAFKA_BOOTSTRAP_SERVERS"],
         topic=env["CHANCERY_TOPIC"],
         dead_letter_topic=env["CHANCERY_DEAD_LETTER_TOPIC"],
         redis_url=env["CHANCERY_REDIS_URL"],
+        redis_cluster=env.get("CHANCERY_REDIS_CLUSTER", "").lower() == "true",
         group_id=f"projector-{uuid.uuid4().hex[:8]}",
         status_port=free_port(),
         log_json=False,

@@ -16,16 +16,20 @@ import httpx
 import pytest
 import redis
 
-from services.cli.local import free_ports, port_is_free
+from services.cli.local import KafkaCluster, RedisCluster, free_ports, port_is_free
 from services.cli.local.supervisor import StackSettings, explain_taken_ports, run_stack
 from services.cli.local.tether import PID_FILE as WATCHDOG_PID_FILE
 
 pytestmark = pytest.mark.integration
 
-# A stand-in service: answers 200 on /healthz, on the port its settings name.
+# A stand-in service: answers 200 on /healthz, on the port its settings name; with a second
+# argument, writes there the addresses it was given.
 STUB = """
-import http.server, os, sys
+import http.server, json, os, sys
 port = int(os.environ[sys.argv[1]])
+if len(sys.argv) > 2:
+    names = ("CHANCERY_KAFKA_BOOTSTRAP_SERVERS", "CHANCERY_REDIS_URL", "CHANCERY_REDIS_CLUSTER")
+    open(sys.argv[2], "w").write(json.dumps({n: os.environ.get(n) for n in names}))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/healthz" else 404)
@@ -41,14 +45,15 @@ import json, sys
 from pathlib import Path
 from services.cli.local.supervisor import run_stack
 stub = sys.argv[1]
+told = sys.argv[3:4]  # where the ingest stand-in writes what it was given
 commands = {
-    "ingest": [sys.executable, "-c", stub, "CHANCERY_INGEST_PORT"],
+    "ingest": [sys.executable, "-c", stub, "CHANCERY_INGEST_PORT", *told],
     "projector": [sys.executable, "-c", stub, "CHANCERY_PROJECTOR_PORT"],
     "api": [sys.executable, "-c", stub, "CHANCERY_API_PORT"],
 }
 def seed(url):
     Path(sys.argv[2]).write_text(json.dumps({"ingest": url}))
-sys.exit(run_stack(commands=commands, seed_loader=seed))
+sys.exit(run_stack(commands=commands, seed_loader=seed, cluster=bool(told)))
 """
 
 
@@ -98,10 +103,14 @@ def _watchdog(state: Path) -> int:
     return int((state / WATCHDOG_PID_FILE).read_text())
 
 
-def _start_up(env: dict[str, str], seeded: Path) -> tuple[subprocess.Popen[str], str]:
-    """Start the supervisor; return it and what it printed up to "Press Ctrl-C"."""
+def _start_up(
+    env: dict[str, str], seeded: Path, *, cluster_told: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the supervisor (on the clusters, with `cluster_told`: where the ingest stand-in
+    writes the addresses it was given); return it and what it printed up to "Press Ctrl-C"."""
+    told = [str(cluster_told)] if cluster_told is not None else []
     up = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, STUB, str(seeded)],
+        [sys.executable, "-c", RUNNER, STUB, str(seeded), *told],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -109,7 +118,7 @@ def _start_up(env: dict[str, str], seeded: Path) -> tuple[subprocess.Popen[str],
     )
     assert up.stdout is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         line = up.stdout.readline()
         if not line:
@@ -273,3 +282,52 @@ def test_a_port_held_by_a_previous_run_points_to_make_stop(tmp_path: Path) -> No
         "Port 8002 (api) is taken by another program (`ss -ltnp 'sport = :8002'` says which): "
         "stop it, or move api with CHANCERY_API_PORT."
     ]
+
+
+def test_up_on_the_clusters_then_sigint_leaves_no_process(tmp_path: Path) -> None:
+    """`chancery up --cluster` on free ports: three Kafka nodes and a Redis Cluster; the
+    services are told where they are; SIGINT stops the services, then Redis, then Kafka."""
+    env, _ = _stack_env(tmp_path)
+    kafka = free_ports(6)
+    redis_ports = free_ports(12)
+    env |= {
+        "CHANCERY_KAFKA_CLUSTER_PORTS": json.dumps(kafka[:3]),
+        "CHANCERY_KAFKA_CLUSTER_CONTROLLER_PORTS": json.dumps(kafka[3:]),
+        "CHANCERY_REDIS_CLUSTER_PORTS": json.dumps(redis_ports[:6]),
+        "CHANCERY_REDIS_CLUSTER_BUS_PORTS": json.dumps(redis_ports[6:]),
+        "CHANCERY_REDIS_PERSISTENCE": "none",
+    }
+    told_path = tmp_path / "told.json"
+    up, output = _start_up(env, tmp_path / "seeded.json", cluster_told=told_path)
+    state = tmp_path / "state"
+    kafka_cluster = KafkaCluster(data_dir=state / "kafka-cluster", ports=kafka[:3])
+    redis_cluster = RedisCluster(data_dir=state / "redis-cluster", ports=redis_ports[:6])
+    try:
+        assert "Chancery is up" in output, output
+        bootstrap = ",".join(f"127.0.0.1:{p}" for p in kafka[:3])
+        assert json.loads(told_path.read_text()) == {
+            "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CHANCERY_REDIS_URL": f"redis://127.0.0.1:{redis_ports[0]}/0",
+            "CHANCERY_REDIS_CLUSTER": "true",
+        }
+        assert f"export CHANCERY_KAFKA_BOOTSTRAP_SERVERS={bootstrap}" in output
+        client = redis.Redis(port=redis_ports[0])
+        assert client.info("cluster")["cluster_enabled"] == 1
+        client.close()
+        pids = [int(p.read_text().split()[0]) for p in (state / "run").glob("*.pid")]
+        pids += [pid for pid in kafka_cluster.pids().values() if pid is not None]
+        pids += [pid for pid in redis_cluster.pids().values() if pid is not None]
+        assert len(pids) == 3 + 3 + 6
+        assert all(_alive(pid) for pid in pids)
+
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        kafka_cluster.stop()
+        redis_cluster.stop()
+    assert up.returncode == 0, output + rest
+    assert "Stopping: api, projector, ingest, redis, kafka" in rest
+    assert [pid for pid in pids if _alive(pid)] == []

@@ -69,13 +69,20 @@ def questions(events: Iterable[Event], *, sample_ids: int = 60, seed: int = 0) -
     return out
 
 
-def comparable(value: Any) -> Any:
-    """`value` without where things sit in the log (positions, offsets, cursors)."""
+def comparable(value: Any, leave_out: frozenset[str] = LOCATION_FIELDS) -> Any:
+    """`value` without where things sit in the log (positions, offsets, cursors), or
+    without the members named in `leave_out`."""
     if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items() if k not in LOCATION_FIELDS}
+        return {k: comparable(v, leave_out) for k, v in value.items() if k not in leave_out}
     if isinstance(value, list):
-        return [comparable(v) for v in value]
+        return [comparable(v, leave_out) for v in value]
     return value
+
+
+def without(found: dict[str, Answer], members: frozenset[str]) -> dict[str, Answer]:
+    """The answers without `members` anywhere in their bodies (what differs between two
+    logs of the same events besides their places: `recordedtime`, stamped by ingest)."""
+    return {name: Answer(a.status, comparable(a.body, members)) for name, a in found.items()}
 
 
 @dataclass(frozen=True)

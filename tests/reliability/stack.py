@@ -100,8 +100,10 @@ async def running(
     ingest: Mapping[str, Any] | None = None,
     api: Mapping[str, Any] | None = None,
     projector_settings: Mapping[str, Any] | None = None,
+    shared: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Services]:
-    """Ingest, API (and the live projector) on `topic` (created when None) and `redis_url`."""
+    """Ingest, API (and the live projector) on `topic` (created when None) and `redis_url`;
+    `shared`: settings of all three (`redis_cluster`, the topic's durability, ...)."""
     if topic is None:
         topic = new_topic_name("stack")
         await asyncio.to_thread(create_topic, bootstrap, topic)
@@ -111,6 +113,7 @@ async def running(
         "dead_letter_topic": f"{topic}.dlq",
         "redis_url": redis_url,
         "log_json": False,
+        **(shared or {}),
     }
     (status_port,) = free_ports(1)
     ingest_app = create_ingest(

@@ -7,11 +7,10 @@ to stand for Kafka or Redis being down.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chancery.contract import Event, event_key
+from chancery.contract import Event, event_key, partition_for
 from chancery.keyspace import IdempotencyRecord
 from services.ingest.idempotency import Claim, IdempotencyUnavailableError
 from services.ingest.publisher import (
@@ -70,7 +69,7 @@ class InMemoryEventPublisher:
         return results
 
     def _append(self, record: OutgoingRecord) -> Written:
-        partition = zlib.crc32(record.key) % self.partitions
+        partition = partition_for(record.key, self.partitions)  # where Kafka puts it
         entries = self.log.setdefault(partition, [])
         entries.append(record)
         return Written(partition, len(entries) - 1)

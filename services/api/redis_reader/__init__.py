@@ -14,13 +14,15 @@ reader per read model:
     stream_reader.py     the stream of applied events
 
 All of them reach Redis through one seam, `RoundTrips` (round_trips.py): commands in one
-round trip, scripts over one partition's keys, blocking stream reads. The Redis
-implementation holds its connections (held_connections.py).
+round trip, scripts over one partition's keys, blocking stream reads. On one server
+(round_trips.py) it holds its connections (held_connections.py); on a Redis Cluster
+(cluster_round_trips.py) it splits each round trip by master and sends the shares at once.
 
 Nothing here decides what a relation or a trip is: values are decoded with
 chancery.keyspace and folded by chancery.domain, as the projector folds them.
 """
 
-from .facade import RedisReadModelReader
+from .cluster_round_trips import ClusterRoundTrips
+from .facade import SCRIPTS, RedisReadModelReader
 
-__all__ = ["RedisReadModelReader"]
+__all__ = ["SCRIPTS", "ClusterRoundTrips", "RedisReadModelReader"]

@@ -33,23 +33,29 @@ from .served_version import ServedVersion
 from .stream_reader import StreamReader
 from .timeline_reader import MERGE_SCRIPT, TimelineReader
 
+SCRIPTS = (SHARE_SCRIPT, CHECK_SCRIPT, MERGE_SCRIPT)
+"""The Lua scripts the readers call (a `RoundTrips` loads them at start)."""
+
 
 class RedisReadModelReader:
     def __init__(
         self,
-        redis: Redis,
-        blocking: Redis,
+        redis: Redis | None = None,
+        blocking: Redis | None = None,
         *,
         topic: str,
         round_trips: RoundTrips | None = None,
     ) -> None:
         """`redis`: the client whose connections reads hold (best without a socket timeout:
         see held_connections.py); `blocking`: the client stream reads and waits block on (a
-        pool of its own, so waits never starve reads). `round_trips`: another way to Redis
-        than these two clients (tests, or a Redis Cluster)."""
-        self._round_trips = round_trips or RedisRoundTrips(
-            redis, blocking, scripts=(SHARE_SCRIPT, CHECK_SCRIPT, MERGE_SCRIPT)
-        )
+        pool of its own, so waits never starve reads). `round_trips` instead of the two: any
+        other way to Redis (a Redis Cluster: `ClusterRoundTrips`, or a test's), which must
+        load `SCRIPTS`."""
+        if round_trips is None:
+            if redis is None or blocking is None:
+                raise ValueError("give the two clients of one server, or round_trips")
+            round_trips = RedisRoundTrips(redis, blocking, scripts=SCRIPTS)
+        self._round_trips = round_trips
         self.served = ServedVersion(self._round_trips, topic)
         self.events = EventReader(self._round_trips, self.served)
         self.relations = RelationReader(self._round_trips, self.served, self.events)

@@ -48,7 +48,7 @@ ROUND_TRIP_TIMEOUT_S = 10.0
 PACKED_KEPT = 4096
 
 
-def _connection_source(pool: ConnectionPool) -> Callable[[], Awaitable[AbstractConnection]]:
+def connection_source(pool: ConnectionPool) -> Callable[[], Awaitable[AbstractConnection]]:
     """The pool's `get_connection`, typed (redis-py leaves it unannotated)."""
     get_connection: Callable[[], Awaitable[AbstractConnection]] = pool.get_connection
     return get_connection
@@ -64,7 +64,7 @@ class HeldConnections:
     ) -> None:
         """`redis`: best a client of its own, made with `socket_timeout=None` and no health
         check interval (the timeout here covers the round trip)."""
-        self._connect = _connection_source(redis.connection_pool)
+        self._connect = connection_source(redis.connection_pool)
         self._size = min(connections, redis.connection_pool.max_connections)
         self._timeout_s = timeout_s
         self._idle: list[AbstractConnection] = []

@@ -47,7 +47,14 @@ def rebuild(
     settings = ProjectorSettings()
     chosen = {"kafka_bootstrap_servers": kafka, "redis_url": redis_url}
     settings = settings.model_copy(update={k: v for k, v in chosen.items() if v})
-    asyncio.run(reachable(settings.kafka_bootstrap_servers, settings.redis_url, settings.topic))
+    asyncio.run(
+        reachable(
+            settings.kafka_bootstrap_servers,
+            settings.redis_url,
+            settings.topic,
+            redis_cluster=settings.redis_cluster,
+        )
+    )
     configure_logging("WARNING", json=False, service="rebuild")
     with Progress(
         TextColumn("[bold]rebuild"),
@@ -99,6 +106,7 @@ def status(
             redis_url=redis_url or common.redis_url,
             topic=common.topic,
             dead_letter_topic=common.dead_letter_topic,
+            redis_cluster=common.redis_cluster,
         )
     )
     if json_out:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from chancery.settings import AuthSettings
@@ -31,7 +33,16 @@ def api() -> None:
 
 
 @reported
-def up() -> None:
+def up(
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="three Kafka nodes (clients on 9092, 9094, 9096) and a Redis Cluster of "
+            "three masters and three replicas (7000-7005) instead of one of each",
+        ),
+    ] = False,
+) -> None:
     """Start Kafka, Redis, ingest, projector and API; load the seeds; Ctrl-C stops all."""
     from services.cli.devkeys import atlas_link, ensure_dev_key
     from services.cli.local.supervisor import StackError, StackSettings, run_stack
@@ -50,4 +61,4 @@ def up() -> None:
         typer.echo(f"The Atlas (this link signs the browser in): {atlas_link(key)}")
 
     typer.echo(f"Development API key (every scope), also in {key_file}:\n  {key}")
-    raise typer.Exit(run_stack(StackSettings(), seed_loader=seed))
+    raise typer.Exit(run_stack(StackSettings(), seed_loader=seed, cluster=cluster))

@@ -12,6 +12,18 @@ its script in infra/ (kafka.sh, redis.sh).
 
 from __future__ import annotations
 
+from services.platform.topics import (
+    TopicMismatchError,
+    TopicMissingError,
+    TopicSpec,
+    TopicState,
+    chancery_topics,
+    check_topics,
+    ensure_topics,
+    ensure_topics_blocking,
+    topics_from_settings,
+)
+
 from .clusters import ClusterServers, start_cluster_servers
 from .kafka_cluster import (
     CLUSTER_MIN_INSYNC_REPLICAS,
@@ -25,16 +37,6 @@ from .ports import free_port, free_ports, port_is_free
 from .redis_cluster import ClusterView, RedisCluster, RedisClusterNode
 from .redis_server import RedisServer, install_redis
 from .scripts import ScriptCluster, ScriptServer, ServerError, StopRequested
-from .topics import (
-    TopicMismatchError,
-    TopicSpec,
-    TopicState,
-    chancery_topics,
-    check_topics,
-    ensure_topics,
-    ensure_topics_blocking,
-    topics_from_settings,
-)
 
 __all__ = [
     "CLUSTER_MIN_INSYNC_REPLICAS",
@@ -53,6 +55,7 @@ __all__ = [
     "ServerError",
     "StopRequested",
     "TopicMismatchError",
+    "TopicMissingError",
     "TopicSpec",
     "TopicState",
     "chancery_topics",

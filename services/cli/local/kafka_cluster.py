@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from services.platform.topics import TRANSIENT, _retrying, _started_admin
+
 from .ports import free_ports
 from .scripts import ScriptCluster, ScriptServer
-from .topics import TRANSIENT, _retrying, _started_admin
 
 DEFAULT_PORTS = (9092, 9094, 9096)
 DEFAULT_CONTROLLER_PORTS = (9093, 9095, 9097)

@@ -6,6 +6,12 @@ through ingest, prints the URLs, then waits. On SIGINT, SIGTERM or SIGHUP (a clo
 terminal), or when a child dies, it stops what it started: the services first (newest
 first), then Redis and Kafka. Killed outright, it still leaves nothing behind: see tether.py.
 
+`chancery up --cluster` (`make run-cluster`) does the same on three Kafka nodes (clients on
+9092, 9094, 9096) and a Redis Cluster of three masters and three replicas (7000-7005): the
+topics get three replicas and min.insync.replicas=2, and the services are told so
+(CHANCERY_KAFKA_BOOTSTRAP_SERVERS, CHANCERY_REDIS_URL, CHANCERY_REDIS_CLUSTER and the
+topic's durability, whatever the environment says), on their usual ports.
+
 Addresses come from the services' own settings, so one variable means one thing everywhere:
 the local broker listens where CHANCERY_KAFKA_BOOTSTRAP_SERVERS points (127.0.0.1:9092),
 Redis where CHANCERY_REDIS_URL points (port 6379), and the services on CHANCERY_INGEST_PORT
@@ -25,14 +31,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Literal, TextIO
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from chancery.settings import (
     ApiSettings,
@@ -41,17 +47,24 @@ from chancery.settings import (
     IngestSettings,
     ProjectorSettings,
 )
+from services.platform.topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
 from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
-from .kafka_cluster import KafkaCluster
+from .kafka_cluster import (
+    CLUSTER_MIN_INSYNC_REPLICAS,
+    CLUSTER_REPLICATION_FACTOR,
+    KafkaCluster,
+)
+from .kafka_cluster import DEFAULT_CONTROLLER_PORTS as KAFKA_CLUSTER_CONTROLLER_PORTS
+from .kafka_cluster import DEFAULT_PORTS as KAFKA_CLUSTER_PORTS
 from .kafka_server import KafkaServer
 from .ports import port_is_free
+from .redis_cluster import DEFAULT_PORTS as REDIS_CLUSTER_PORTS
 from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .scripts import ServerError, StopRequested
 from .tether import Watchdog, die_with_parent
-from .topics import TopicSpec, ensure_topics_blocking, topics_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,12 @@ PORT_VARIABLES = {
     "projector": "CHANCERY_PROJECTOR_PORT",
     "api": "CHANCERY_API_PORT",
 }
+CLUSTER_READY_TIMEOUT_S = 180.0
+"""At least this long for the clusters to serve: three JVMs start slowly on a small machine."""
+REDIS_BUS_OFFSET = 10_000
+"""A Redis Cluster node's bus port is its port plus this, unless given."""
+
+Server = KafkaServer | RedisServer | KafkaCluster | RedisCluster
 
 
 class StackSettings(ChancerySettings):
@@ -82,6 +101,17 @@ class StackSettings(ChancerySettings):
     # The local Redis keeps its data across restarts in an append-only file.
     redis_persistence: Literal["aof", "none"] = "aof"
     ready_timeout_s: float = Field(default=90.0, gt=0)
+    # `chancery up --cluster`: the three Kafka nodes' client and controller ports, the six
+    # Redis Cluster nodes' ports, and their bus ports (empty: each node's port + 10000).
+    kafka_cluster_ports: tuple[Port, Port, Port] = KAFKA_CLUSTER_PORTS
+    kafka_cluster_controller_ports: tuple[Port, Port, Port] = KAFKA_CLUSTER_CONTROLLER_PORTS
+    redis_cluster_ports: tuple[Port, Port, Port, Port, Port, Port] = REDIS_CLUSTER_PORTS
+    redis_cluster_bus_ports: tuple[Port, Port, Port, Port, Port, Port] | None = None
+
+    @field_validator("redis_cluster_bus_ports", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class StackError(RuntimeError):
@@ -101,29 +131,50 @@ class ServiceSpec:
 class StackPlan:
     """Every address of the stack, resolved from the settings before anything starts."""
 
-    kafka_port: int
-    kafka_controller_port: int
     kafka_bootstrap: str
-    redis_port: int
     redis_url: str
     topic: str
     dead_letter_topic: str
     topics: tuple[TopicSpec, ...]
     services: tuple[ServiceSpec, ...]
     state_dir: Path
+    servers: tuple[Server, ...]
+    """Kafka, then Redis (started in this order, stopped in the reverse)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """What the services are given beyond the environment (on the clusters: where they are)."""
+    ready_timeout_s: float = 90.0
+
+    @property
+    def cluster(self) -> bool:
+        return any(isinstance(server, KafkaCluster | RedisCluster) for server in self.servers)
 
     @property
     def ports(self) -> dict[str, int]:
-        named = {
-            "kafka": self.kafka_port,
-            "kafka controller": self.kafka_controller_port,
-            "redis": self.redis_port,
-        }
+        named: dict[str, int] = {}
+        for server in self.servers:
+            named.update(_server_ports(server))
         for service in self.services:
             port = urlsplit(service.health_url).port
             if port is not None:
                 named[service.name] = port
         return named
+
+
+def _server_ports(server: Server) -> dict[str, int]:
+    if isinstance(server, KafkaServer):
+        return {"kafka": server.port, "kafka controller": server.controller_port}
+    if isinstance(server, RedisServer):
+        return {"redis": server.port}
+    if isinstance(server, KafkaCluster):
+        return {
+            **{f"kafka node {n}": p for n, p in enumerate(server.ports, start=1)},
+            **{f"kafka controller {n}": p for n, p in enumerate(server.controller_ports, 1)},
+        }
+    bus = server.bus_ports or tuple(p + REDIS_BUS_OFFSET for p in server.ports)
+    return {
+        **{f"redis node {n}": p for n, p in enumerate(server.ports, start=1)},
+        **{f"redis bus {n}": p for n, p in enumerate(bus, start=1)},
+    }
 
 
 def _local_port(address: str, what: str, default: int) -> int:
@@ -139,7 +190,10 @@ def _probe_host(host: str) -> str:
 
 
 def plan_stack(
-    stack: StackSettings, commands: Mapping[str, Sequence[str]] | None = None
+    stack: StackSettings,
+    commands: Mapping[str, Sequence[str]] | None = None,
+    *,
+    cluster: bool = False,
 ) -> StackPlan:
     common = CommonSettings()
     ingest = IngestSettings()
@@ -154,41 +208,105 @@ def plan_stack(
     ingest_base = f"http://{_probe_host(ingest.host)}:{ingest.port}"
     api_base = f"http://{_probe_host(api.host)}:{api.port}"
     projector_base = f"http://{_probe_host(projector.status_host)}:{projector.status_port}"
+    services = (
+        ServiceSpec("ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"),
+        ServiceSpec(
+            "projector",
+            commands["projector"],
+            f"{projector_base}/healthz",
+            f"{projector_base}/status",
+        ),
+        ServiceSpec("api", commands["api"], f"{api_base}/healthz", f"{api_base}/docs"),
+    )
+    state_dir = stack.state_dir.resolve()
+    if cluster:
+        return _plan_clusters(stack, common, services, state_dir)
+    kafka = KafkaServer(
+        port=_local_port(common.kafka_bootstrap_servers, "Kafka", 9092),
+        controller_port=stack.kafka_controller_port,
+        data_dir=state_dir / "kafka",
+    )
+    redis = RedisServer(
+        port=_local_port(common.redis_url, "Redis", 6379),
+        data_dir=state_dir / "redis",
+        persistence=stack.redis_persistence,
+    )
     return StackPlan(
-        kafka_port=_local_port(common.kafka_bootstrap_servers, "Kafka", 9092),
-        kafka_controller_port=stack.kafka_controller_port,
         kafka_bootstrap=common.kafka_bootstrap_servers,
-        redis_port=_local_port(common.redis_url, "Redis", 6379),
         redis_url=common.redis_url,
         topic=common.topic,
         dead_letter_topic=common.dead_letter_topic,
         topics=tuple(topics_from_settings(common)),
-        services=(
-            ServiceSpec(
-                "ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"
-            ),
-            ServiceSpec(
-                "projector",
-                commands["projector"],
-                f"{projector_base}/healthz",
-                f"{projector_base}/status",
-            ),
-            ServiceSpec("api", commands["api"], f"{api_base}/healthz", f"{api_base}/docs"),
-        ),
-        state_dir=stack.state_dir.resolve(),
+        services=services,
+        state_dir=state_dir,
+        servers=(kafka, redis),
+        ready_timeout_s=stack.ready_timeout_s,
+    )
+
+
+def _plan_clusters(
+    stack: StackSettings,
+    common: CommonSettings,
+    services: tuple[ServiceSpec, ...],
+    state_dir: Path,
+) -> StackPlan:
+    """Three Kafka nodes and a Redis Cluster on the ports of `stack`, and the settings that
+    point the services at them (the topic made to survive one node)."""
+    kafka = KafkaCluster(
+        data_dir=state_dir / KAFKA_CLUSTER_DIR,
+        ports=stack.kafka_cluster_ports,
+        controller_ports=stack.kafka_cluster_controller_ports,
+    )
+    redis = RedisCluster(
+        data_dir=state_dir / REDIS_CLUSTER_DIR,
+        ports=stack.redis_cluster_ports,
+        bus_ports=stack.redis_cluster_bus_ports,
+        persistence=stack.redis_persistence,
+    )
+    redis_url = f"redis://127.0.0.1:{redis.ports[0]}/0"
+    durable = common.model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka.bootstrap_servers,
+            "redis_url": redis_url,
+            "redis_cluster": True,
+            "replication_factor": CLUSTER_REPLICATION_FACTOR,
+            "min_insync_replicas": CLUSTER_MIN_INSYNC_REPLICAS,
+        }
+    )
+    env = {
+        "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "CHANCERY_REDIS_URL": redis_url,
+        "CHANCERY_REDIS_CLUSTER": "true",
+        "CHANCERY_REPLICATION_FACTOR": str(CLUSTER_REPLICATION_FACTOR),
+        "CHANCERY_MIN_INSYNC_REPLICAS": str(CLUSTER_MIN_INSYNC_REPLICAS),
+    }
+    return StackPlan(
+        kafka_bootstrap=kafka.bootstrap_servers,
+        redis_url=redis_url,
+        topic=common.topic,
+        dead_letter_topic=common.dead_letter_topic,
+        topics=tuple(topics_from_settings(durable)),
+        services=services,
+        state_dir=state_dir,
+        servers=(kafka, redis),
+        env=env,
+        ready_timeout_s=max(stack.ready_timeout_s, CLUSTER_READY_TIMEOUT_S),
     )
 
 
 class _ServiceProcess:
     """A service process in its own process group, with a pid file for `stop_stack`."""
 
-    def __init__(self, spec: ServiceSpec, logs_dir: Path, run_dir: Path) -> None:
+    def __init__(
+        self, spec: ServiceSpec, logs_dir: Path, run_dir: Path, env: Mapping[str, str]
+    ) -> None:
         self.spec = spec
         self.log_path = logs_dir / f"{spec.name}.log"
         self.pid_path = run_dir / f"{spec.name}.pid"
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(  # noqa: S603 - our own commands, as a list
                 list(spec.command),
+                env={**os.environ, **env} if env else None,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -299,17 +417,19 @@ def run_stack(
     commands: Mapping[str, Sequence[str]] | None = None,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    cluster: bool = False,
 ) -> int:
     """Run the stack until SIGINT/SIGTERM (or `stop` is set); return an exit code.
 
     0 after a requested stop, 1 when the stack could not start or a service died. Whatever
-    was started is stopped before returning, services first.
+    was started is stopped before returning, services first. `cluster`: on three Kafka
+    nodes and a Redis Cluster (see the module doc).
     """
     stack = stack or StackSettings()
     say = _LinePrinter(out or sys.stdout)
     stop = stop or threading.Event()
     try:
-        plan = plan_stack(stack, commands)
+        plan = plan_stack(stack, commands, cluster=cluster)
     except (StackError, ValueError) as exc:
         say(f"chancery up: {exc}")
         return 1
@@ -325,34 +445,26 @@ def run_stack(
     logs_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     watchdog = Watchdog(plan.state_dir, logs_dir / "watchdog.log")
-    kafka = KafkaServer(
-        port=plan.kafka_port,
-        controller_port=plan.kafka_controller_port,
-        data_dir=plan.state_dir / "kafka",
-    )
-    redis = RedisServer(
-        port=plan.redis_port, data_dir=plan.state_dir / "redis", persistence=stack.redis_persistence
-    )
-    servers: list[KafkaServer | RedisServer] = []
+    servers: list[Server] = []
     children: list[_ServiceProcess] = []
     code = 0
     with _stop_on_signals(stop):
         try:
             started = time.monotonic()
-            say(f"Starting Kafka on {plan.kafka_bootstrap} and Redis on port {plan.redis_port}")
-            for server in (kafka, redis):
+            say(_starting(plan))
+            for server in plan.servers:
                 servers.append(server)
                 server.start()
-            for server in (kafka, redis):
-                server.wait_ready(stack.ready_timeout_s, cancel=stop)
-            ensure_topics_blocking(plan.kafka_bootstrap, plan.topics)
+            for server in plan.servers:
+                server.wait_ready(plan.ready_timeout_s, cancel=stop)
+            ensure_topics_blocking(plan.kafka_bootstrap, plan.topics, timeout_s=60.0)
             say(f"Kafka and Redis ready, topics {plan.topic} and {plan.dead_letter_topic} exist")
             for spec in plan.services:
                 if stop.is_set():
                     raise StopRequested(spec.name)
-                children.append(_ServiceProcess(spec, logs_dir, run_dir))
+                children.append(_ServiceProcess(spec, logs_dir, run_dir, plan.env))
             for child in children:
-                _wait_healthy(child, stack.ready_timeout_s, stop)
+                _wait_healthy(child, plan.ready_timeout_s, stop)
                 say(f"{child.spec.name} healthy")
             ingest_base = plan.services[0].health_url.removesuffix("/healthz")
             if seed_loader is not None:
@@ -377,14 +489,28 @@ def run_stack(
     return code
 
 
+def _starting(plan: StackPlan) -> str:
+    if not plan.cluster:
+        return f"Starting Kafka on {plan.kafka_bootstrap} and Redis on {plan.redis_url}"
+    _, redis = plan.servers
+    assert isinstance(redis, RedisCluster)
+    return (
+        f"Starting three Kafka nodes ({plan.kafka_bootstrap}) and a Redis Cluster of three "
+        f"masters and three replicas (ports {redis.ports[0]}-{redis.ports[-1]})"
+    )
+
+
 def _print_ready(say: _LinePrinter, plan: StackPlan, logs_dir: Path, elapsed: float) -> None:
     say("")
     say(f"Chancery is up ({elapsed:.1f}s):")
     for spec in plan.services:
         say(f"  {spec.name:<10} {spec.docs_url or spec.health_url}")
     say(f"  {'kafka':<10} {plan.kafka_bootstrap}  topic {plan.topic}")
-    say(f"  {'redis':<10} {plan.redis_url}")
+    say(f"  {'redis':<10} {plan.redis_url}{'  (a Redis Cluster)' if plan.cluster else ''}")
     say(f"  {'logs':<10} {logs_dir}/")
+    if plan.env:
+        say("For the chancery command to use this stack, in another shell:")
+        say("  export " + " ".join(f"{name}={value}" for name, value in plan.env.items()))
     say(f"Press Ctrl-C to stop everything (or: kill -TERM {os.getpid()}).")
 
 
@@ -400,7 +526,7 @@ def _watch(children: Sequence[_ServiceProcess], stop: threading.Event, say: _Lin
 
 def _shutdown(
     children: Sequence[_ServiceProcess],
-    servers: Sequence[KafkaServer | RedisServer],
+    servers: Sequence[Server],
     say: _LinePrinter,
 ) -> None:
     # Further signals must not interrupt the cleanup; every step below is bounded.

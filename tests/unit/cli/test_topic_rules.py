@@ -1,4 +1,4 @@
-"""The rules a topic must meet before Chancery uses it (services/cli/local/topics.py).
+"""The rules a topic must meet before Chancery uses it (services/platform/topics.py).
 
 Given what the brokers say of an existing topic, and what the settings ask for: accepted, or
 refused with a message that names both sides.
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from chancery.contract import DEFAULT_PARTITIONS
 from chancery.settings import CommonSettings
-from services.cli.local.topics import (
+from services.platform.topics import (
     KEEP_FOREVER,
     TopicSpec,
     TopicState,
