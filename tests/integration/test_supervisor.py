@@ -42,6 +42,7 @@ commands = {
     "ingest": [sys.executable, "-c", stub, "CHANCERY_INGEST_PORT"],
     "projector": [sys.executable, "-c", stub, "CHANCERY_PROJECTOR_PORT"],
     "api": [sys.executable, "-c", stub, "CHANCERY_API_PORT"],
+    "deliver": [sys.executable, "-c", stub, "CHANCERY_DELIVER_PORT"],
 }
 def seed(url):
     Path(sys.argv[2]).write_text(json.dumps({"ingest": url}))
@@ -58,7 +59,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    kafka, controller, redis_port, ingest, api, projector = free_ports(6)
+    kafka, controller, redis_port, ingest, api, projector, deliver = free_ports(7)
     env = {
         **os.environ,
         "CHANCERY_STATE_DIR": str(tmp_path / "state"),
@@ -68,8 +69,15 @@ def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         "CHANCERY_INGEST_PORT": str(ingest),
         "CHANCERY_API_PORT": str(api),
         "CHANCERY_PROJECTOR_PORT": str(projector),
+        "CHANCERY_DELIVER_PORT": str(deliver),
     }
-    ports = {"redis": redis_port, "ingest": ingest, "api": api, "projector": projector}
+    ports = {
+        "redis": redis_port,
+        "ingest": ingest,
+        "api": api,
+        "projector": projector,
+        "deliver": deliver,
+    }
     return env, ports
 
 
@@ -117,7 +125,7 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ingest}/docs" in output
         assert f"http://127.0.0.1:{api}/docs" in output
         assert json.loads(seeded.read_text()) == {"ingest": f"http://127.0.0.1:{ingest}"}
-        for port in (ingest, api, projector):
+        for port in (ingest, api, projector, ports["deliver"]):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         client = redis.Redis(port=redis_port)
         assert client.ping()

@@ -12,7 +12,13 @@ import yaml
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
-from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
+from chancery.settings import (
+    ApiSettings,
+    CommonSettings,
+    DeliverSettings,
+    IngestSettings,
+    ProjectorSettings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -22,6 +28,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
     "projector": ProjectorSettings,
     "api": ApiSettings,
+    "deliver": DeliverSettings,
     "topics": CommonSettings,
 }
 # Shared settings that must be the same in every service.
@@ -93,6 +100,7 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any], name: str) -> 
         ("ingest", {"kafka": "service_healthy", "redis": "service_healthy"}),
         ("projector", {"kafka": "service_healthy", "redis": "service_healthy"}),
         ("api", {"redis": "service_healthy"}),
+        ("deliver", {"kafka": "service_healthy", "redis": "service_healthy"}),
     ],
 )
 def test_services_wait_for_what_they_use(
@@ -147,7 +155,12 @@ def test_services_share_the_log_and_the_read_models(compose: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(
     ("name", "port_field"),
-    [("ingest", "port"), ("api", "port"), ("projector", "status_port")],
+    [
+        ("ingest", "port"),
+        ("api", "port"),
+        ("projector", "status_port"),
+        ("deliver", "status_port"),
+    ],
 )
 def test_ports_agree_with_the_healthcheck_and_the_published_port(
     compose: dict[str, Any], name: str, port_field: str

@@ -1,15 +1,15 @@
 """`chancery up`: the whole stack on one machine, and everything stopped on Ctrl-C.
 
 Starts Kafka and Redis (infra/ scripts, state under .chancery/), creates the topics, starts
-ingest, projector and API as child processes, waits for each /healthz, loads the seeds
-through ingest, prints the URLs, then waits. On SIGINT or SIGTERM, or when a child dies, it
+ingest, projector, API and the webhook delivery worker as child processes, waits for each
+/healthz, loads the seeds through ingest, prints the URLs, then waits. On SIGINT or SIGTERM, or when a child dies, it
 stops what it started: the services first (newest first), then Redis and Kafka.
 
 Addresses come from the services' own settings, so one variable means one thing everywhere:
 the local broker listens where CHANCERY_KAFKA_BOOTSTRAP_SERVERS points (127.0.0.1:9092),
 Redis where CHANCERY_REDIS_URL points (port 6379), and the services on CHANCERY_INGEST_PORT
-(8001), CHANCERY_API_PORT (8002) and CHANCERY_PROJECTOR_PORT (8003). StackSettings adds what
-only the supervisor needs.
+(8001), CHANCERY_API_PORT (8002), CHANCERY_PROJECTOR_PORT (8003) and CHANCERY_DELIVER_PORT
+(8004, the webhook delivery worker). StackSettings adds what only the supervisor needs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chancery.settings import ApiSettings, CommonSettings, IngestSettings, ProjectorSettings
+from chancery.settings import (
+    ApiSettings,
+    CommonSettings,
+    DeliverSettings,
+    IngestSettings,
+    ProjectorSettings,
+)
 
 from .clusters import KAFKA_DIR as KAFKA_CLUSTER_DIR
 from .clusters import REDIS_DIR as REDIS_CLUSTER_DIR
@@ -128,15 +134,18 @@ def plan_stack(
     ingest = IngestSettings()
     api = ApiSettings()
     projector = ProjectorSettings()
+    deliver = DeliverSettings()
     python = [sys.executable, "-m"]
     commands = commands or {
         "ingest": [*python, "services.ingest"],
         "projector": [*python, "services.projector"],
         "api": [*python, "services.api"],
+        "deliver": [*python, "services.webhooks"],
     }
     ingest_base = f"http://{_probe_host(ingest.host)}:{ingest.port}"
     api_base = f"http://{_probe_host(api.host)}:{api.port}"
     projector_base = f"http://{_probe_host(projector.status_host)}:{projector.status_port}"
+    deliver_base = f"http://{_probe_host(deliver.status_host)}:{deliver.status_port}"
     return StackPlan(
         kafka_port=_local_port(common.kafka_bootstrap_servers, "Kafka", 9092),
         kafka_controller_port=stack.kafka_controller_port,
@@ -152,6 +161,7 @@ def plan_stack(
             ),
             ServiceSpec("projector", commands["projector"], f"{projector_base}/healthz"),
             ServiceSpec("api", commands["api"], f"{api_base}/healthz", f"{api_base}/docs"),
+            ServiceSpec("deliver", commands["deliver"], f"{deliver_base}/healthz"),
         ),
         state_dir=stack.state_dir.resolve(),
     )
