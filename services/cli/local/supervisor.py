@@ -2,8 +2,9 @@
 
 Starts Kafka and Redis (infra/ scripts, state under .chancery/), creates the topics, starts
 ingest, projector, API and the webhook delivery worker as child processes, waits for each
-/healthz, loads the seeds through ingest, prints the URLs, then waits. On SIGINT or SIGTERM, or when a child dies, it
-stops what it started: the services first (newest first), then Redis and Kafka.
+/healthz, loads the seeds through ingest, prints the URLs, then waits. On SIGINT or SIGTERM,
+or when a child dies, it stops what it started: the services first (newest first), then
+Redis and Kafka.
 
 Addresses come from the services' own settings, so one variable means one thing everywhere:
 the local broker listens where CHANCERY_KAFKA_BOOTSTRAP_SERVERS points (127.0.0.1:9092),
