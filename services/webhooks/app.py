@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import uvicorn
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -93,14 +94,10 @@ async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> N
                 group_id=None,
                 max_poll_records=settings.deliver_max_buffered,
             )
+            partitions = await _partitions(settings.kafka_bootstrap_servers, settings.topic)
             await consumer.start()
             try:
-                async with asyncio.timeout(METADATA_TIMEOUT_S):
-                    await consumer.topics()
-                partitions = consumer.partitions_for_topic(settings.topic)
-                if not partitions:
-                    raise RuntimeError(f"topic {settings.topic!r} not found in Kafka")
-                tps = [TopicPartition(settings.topic, p) for p in sorted(partitions)]
+                tps = [TopicPartition(settings.topic, p) for p in range(partitions)]
                 consumer.assign(tps)
                 for tp in tps:
                     delivered = record.position.get(tp.partition)
@@ -140,6 +137,20 @@ async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> N
         finally:
             server.should_exit = True
             await serving
+
+
+async def _partitions(bootstrap: str, topic: str) -> int:
+    """How many partitions the topic has (it must exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chancery-deliver")
+    try:
+        async with asyncio.timeout(METADATA_TIMEOUT_S):
+            await admin.start()
+            (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise RuntimeError(f"topic {topic!r} not found in Kafka")
+    return len(described["partitions"])
 
 
 def status_app(worker: DeliveryWorker) -> Starlette:
