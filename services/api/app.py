@@ -212,4 +212,5 @@ def create_app(
         atlas,
     ):
         app.include_router(module.router)
+    subscriptions.document_webhook(app)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chancery.auth import Principal, Scope, utcnow
@@ -417,3 +417,115 @@ async def subscription_deliveries(
     await _record(ctx, subscription_id)
     attempts = await ctx.subscriptions.deliveries(subscription_id, limit)
     return {"subscription": subscription_id, "deliveries": attempts}
+
+
+# --- the request a subscriber receives (OpenAPI 3.1 `webhooks`) ---------------------------------
+
+_EVENT_EXAMPLE: dict[str, Any] = {
+    "specversion": "1.0",
+    "id": "wang-yi-sullivan-vienna-talks",
+    "source": "https://chancery.example/seeds/article-li-hui-2023-05-12",
+    "type": "diplomacy.meeting.held",
+    "time": "2023-05-12T00:00:00Z",
+    "datacontenttype": "application/json",
+    "recordedtime": "2026-12-06T10:00:00.250000Z",
+    "partitionkey": "CHN|USA",
+    "data": {"occurred": "2023-05-10/2023-05-11", "parties": ["CHN", "USA"], "city": "Vienna"},
+}
+
+WEBHOOK_DESCRIPTION = """
+What `chancery deliver` POSTs to a subscription's URL, once per chosen event, at least once.
+
+- **Body** (structured mode, the default): the CloudEvent exactly as the log holds it,
+  `Content-Type: application/cloudevents+json`. In binary mode: the event's `data` as the
+  body (`Content-Type: application/json`), every other attribute in a `ce-<name>` header
+  (`ce-id`, `ce-source`, `ce-type`, `ce-specversion`, `ce-time`, `ce-recordedtime`,
+  `ce-partitionkey`, ...), percent-encoded as the CloudEvents HTTP binding says.
+- **Signature** (Standard Webhooks): `webhook-signature: v1,<base64 HMAC-SHA256>` over
+  `{webhook-id}.{webhook-timestamp}.{body}`, keyed by the base64-decoded part of the
+  subscription's `whsec_` secret. Refuse a timestamp more than a few minutes off.
+- **Dedupe** by `webhook-id` (`evt_` and the digest of the event's source and id): a retry
+  or a redelivery after a crash carries the same id and the same body.
+- **Answer** 2xx within 15 s to acknowledge. Anything else (or no answer) is retried with
+  exponential backoff and jitter, honouring `Retry-After`; after too many failures the
+  subscription is paused with the last error. `410 Gone` pauses it at once. Redirects are
+  not followed.
+- **Order**: one subject's events (the event's `partitionkey`) arrive one at a time, in log
+  order; different subjects arrive in parallel.
+"""
+
+
+def document_webhook(app: FastAPI) -> None:
+    """Describe the webhook request in the API's OpenAPI document (its `webhooks` member)."""
+
+    @app.webhooks.post(
+        "chancery-event",
+        summary="An event, pushed to a subscription's URL",
+        description=WEBHOOK_DESCRIPTION,
+        status_code=204,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/cloudevents+json": {
+                        "schema": _PUSHED_EVENT_SCHEMA,
+                        "example": _EVENT_EXAMPLE,
+                    },
+                    "application/json": {
+                        "schema": {"type": "object", "description": "Binary mode: the data."},
+                        "example": _EVENT_EXAMPLE["data"],
+                    },
+                },
+            }
+        },
+        responses={
+            204: {"description": "Any 2xx acknowledges the event."},
+            410: {"description": "Pauses the subscription: the receiver wants no more."},
+            503: {"description": "Any other answer is retried (Retry-After is honoured)."},
+        },
+    )
+    async def chancery_event(
+        webhook_id: Annotated[
+            str,
+            Header(
+                alias="webhook-id",
+                description="The dedupe key: the same on every retry and redelivery.",
+                examples=["evt_5b0f0d5c8a3a4b1e9d7c6f2e1a0b3c4d"],
+            ),
+        ],
+        webhook_timestamp: Annotated[
+            int,
+            Header(
+                alias="webhook-timestamp",
+                description="Unix seconds of this attempt.",
+                examples=[1765015200],
+            ),
+        ],
+        webhook_signature: Annotated[
+            str,
+            Header(
+                alias="webhook-signature",
+                description="`v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>`.",
+                examples=["v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="],
+            ),
+        ],
+    ) -> None:
+        """Documentation only: the API serves no such route."""
+
+
+_PUSHED_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Chancery CloudEvent as the log holds it (schemas/ has each type's).",
+    "required": ["specversion", "id", "source", "type", "time", "data"],
+    "properties": {
+        "specversion": {"type": "string", "const": "1.0"},
+        "id": {"type": "string"},
+        "source": {"type": "string"},
+        "type": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"type": "string"},
+        "recordedtime": {"type": "string", "format": "date-time"},
+        "partitionkey": {"type": "string"},
+        "data": {"type": "object"},
+    },
+}

@@ -122,3 +122,15 @@ async def test_every_endpoint_is_documented_with_an_example(api: ApiFactory) -> 
     names = {p["name"] for p in relation["parameters"]}
     assert {"a", "b", "as_of", "known_at", "min_position", "Chancery-Min-Position"} <= names
     assert "text/event-stream" in operations[("/v1/stream", "get")]["responses"]["200"]["content"]
+
+
+async def test_the_webhook_request_is_described(api: ApiFactory) -> None:
+    async with api() as client:
+        spec = (await client.get("/openapi.json")).json()
+    pushed = spec["webhooks"]["chancery-event"]["post"]
+    headers = {p["name"] for p in pushed["parameters"] if p["in"] == "header"}
+    assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    body = pushed["requestBody"]["content"]
+    assert set(body) == {"application/cloudevents+json", "application/json"}
+    assert body["application/cloudevents+json"]["example"]["specversion"] == "1.0"
+    assert "HMAC-SHA256" in pushed["description"]
