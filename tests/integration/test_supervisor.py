@@ -133,7 +133,7 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
 
         state = tmp_path / "state"
         pids = _pids(state)
-        assert len(pids) == 5
+        assert len(pids) == 6  # four services, Kafka and Redis
         assert all(_alive(pid) for pid in pids)
 
         up.send_signal(signal.SIGINT)
@@ -149,7 +149,7 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
 
 
 def test_stop_cleans_up_after_a_killed_supervisor(tmp_path: Path) -> None:
-    """`make stop`: a supervisor killed with SIGKILL leaves five processes; stop ends them."""
+    """`make stop`: a supervisor killed with SIGKILL leaves six processes; stop ends them."""
     env, _ = _stack_env(tmp_path)
     up, output = _start_up(env, tmp_path / "seeded.json")
     try:
