@@ -256,6 +256,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No subscript
             "Created; the secret is shown this once.",
         ),
         **ERRORS,
+        400: {"description": "The body is not JSON."},
         422: {
             "description": "A bad field, named in the problem: a URL that is not http(s) or "
             "not a public address, an unknown filter value, a bad position."
