@@ -37,6 +37,7 @@ _DUMMY_DIGEST = hashlib.sha256(b"chancery-no-such-key").hexdigest()
 class Scope(StrEnum):
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
+    SUBSCRIPTIONS_WRITE = "subscriptions:write"
     ADMIN = "admin"
 
 

@@ -30,6 +30,12 @@ from chancery.domain.relations import (
     PlanEntry,
     StatusEntry,
 )
+from chancery.subscriptions import (
+    DeliveryAttempt,
+    Subscription,
+    SubscriptionState,
+    SubscriptionStatus,
+)
 
 ROOT = "chancery"
 
@@ -774,3 +780,115 @@ def stream_id(offset: int) -> str:
 def offset_of_stream_id(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.partition("-")[0])
+
+
+# --- webhooks: subscriptions, their positions, recent attempts and leases ---------------------
+#
+# Not read models: the API writes a subscription when a client creates it, and the delivery
+# worker (`chancery deliver`) writes its progress. Everything of one subscription shares the
+# hash tag `{<subscription id>}`, so the worker's fenced write (lease check, positions,
+# attempts, state) touches one slot on Redis Cluster. The index is a key of its own.
+
+HOOKS_ROOT = f"{ROOT}:hooks:v1:"
+
+HOOKS_INDEX = f"{HOOKS_ROOT}subscriptions"
+"""Set of every subscription id (what the worker and `chancery status` walk)."""
+
+
+class HookSpace:
+    """The keys of one webhook subscription (`sub_<hex>`, validated before it gets here)."""
+
+    __slots__ = ("_p", "subscription_id")
+
+    def __init__(self, subscription_id: str) -> None:
+        self.subscription_id = subscription_id
+        self._p = f"{HOOKS_ROOT}{{{_checked(subscription_id)}}}:"
+
+    @property
+    def config(self) -> str:
+        """The `Subscription` as created (`encode_subscription`), secret included."""
+        return self._p + "config"
+
+    @property
+    def state(self) -> str:
+        """Hash of `HookStateField`s: active or paused, why, the last error, failing since."""
+        return self._p + "state"
+
+    @property
+    def position(self) -> str:
+        """Hash: partition -> the last offset delivered (or passed over by the filter); a
+        partition absent starts at its beginning. Written only by the lease holder."""
+        return self._p + "position"
+
+    @property
+    def deliveries(self) -> str:
+        """List of `DeliveryAttempt`s (`encode_attempt`), newest first, capped."""
+        return self._p + "deliveries"
+
+    @property
+    def lease(self) -> str:
+        """The token of the worker delivering this subscription; expires unless renewed."""
+        return self._p + "lease"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.config, self.state, self.position, self.deliveries, self.lease)
+
+
+class HookStateField:
+    """The fields of a subscription's `HookSpace.state` hash (a `SubscriptionStatus`)."""
+
+    STATE = "state"
+    REASON = "reason"
+    LAST_ERROR = "last_error"
+    FAILING_SINCE = "failing_since"
+    CHANGED = "changed"
+
+
+def encode_subscription(subscription: Subscription) -> bytes:
+    return subscription.model_dump_json().encode()
+
+
+def decode_subscription(raw: bytes) -> Subscription:
+    return Subscription.model_validate_json(raw)
+
+
+def encode_hook_status(status: SubscriptionStatus) -> dict[str, str]:
+    """The state hash's fields of `status`; an absent value is an empty string."""
+    return {
+        HookStateField.STATE: status.state.value,
+        HookStateField.REASON: status.reason or "",
+        HookStateField.LAST_ERROR: status.last_error or "",
+        HookStateField.FAILING_SINCE: status.failing_since.isoformat()
+        if status.failing_since
+        else "",
+        HookStateField.CHANGED: status.changed.isoformat() if status.changed else "",
+    }
+
+
+def decode_hook_status(raw: Mapping[bytes, bytes]) -> SubscriptionStatus:
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    return SubscriptionStatus.model_validate(
+        {
+            "state": fields.get(HookStateField.STATE) or SubscriptionState.ACTIVE.value,
+            "reason": fields.get(HookStateField.REASON) or None,
+            "last_error": fields.get(HookStateField.LAST_ERROR) or None,
+            "failing_since": fields.get(HookStateField.FAILING_SINCE) or None,
+            "changed": fields.get(HookStateField.CHANGED) or None,
+        }
+    )
+
+
+def decode_hook_position(raw: Mapping[bytes, bytes]) -> dict[int, int]:
+    return {int(p): int(o) for p, o in raw.items()}
+
+
+_ATTEMPT = TypeAdapter(DeliveryAttempt)
+
+
+def encode_attempt(attempt: DeliveryAttempt) -> bytes:
+    return attempt.model_dump_json(exclude_none=True).encode()
+
+
+def decode_attempt(raw: bytes) -> DeliveryAttempt:
+    return _ATTEMPT.validate_json(raw)

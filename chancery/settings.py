@@ -11,6 +11,7 @@ it and docker-compose.yml stay in step with these classes.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -119,6 +120,29 @@ class AuthSettings(ChancerySettings):
     jwt_audience: str = "chancery"
 
 
+class WebhookTargetSettings(BaseSettings):
+    """Where webhooks may be sent: the API checks a target when a subscription is created,
+    the delivery worker again at each connection (DNS may have changed since)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    # Networks a webhook may reach besides the public internet (CIDRs, a JSON list:
+    # '["127.0.0.0/8", "::1/128"]'). Empty: loopback, private, link-local (the cloud
+    # metadata address), unique-local, unspecified and every other non-public address are
+    # refused, so a subscription cannot make Chancery call into its own network.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+
+        for network in value:
+            ipaddress.ip_network(network.strip(), strict=False)
+        return [network.strip() for network in value]
+
+
 class IngestSettings(CommonSettings, AuthSettings):
     host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_INGEST_HOST")
     port: Port = Field(default=8001, validation_alias="CHANCERY_INGEST_PORT")
@@ -152,7 +176,36 @@ class ProjectorSettings(CommonSettings):
     stream_max_len: int = Field(default=1_000_000, ge=1000)
 
 
-class ApiSettings(CommonSettings, AuthSettings):
+class DeliverSettings(CommonSettings, WebhookTargetSettings):
+    """The webhook delivery worker, `chancery deliver`."""
+
+    status_host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_DELIVER_HOST")
+    status_port: Port = Field(default=8004, validation_alias="CHANCERY_DELIVER_PORT")
+    # One request: the receiver's time to answer (Standard Webhooks recommends 15-30 s).
+    deliver_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    # A subscription is paused, with its last error, once one event has failed this many
+    # attempts, or once it has failed for this long with no success in between.
+    deliver_max_attempts: int = Field(default=20, ge=1)
+    deliver_max_failing_hours: float = Field(default=24.0, gt=0)
+    # The wait between attempts at one event: the first, doubling up to the longest, with
+    # jitter; a receiver's Retry-After is honoured up to the longest.
+    deliver_backoff_first_s: float = Field(default=1.0, gt=0)
+    deliver_backoff_max_s: float = Field(default=600.0, gt=0)
+    # Subjects (partition keys) delivered at once per subscription: one subject's events go
+    # one at a time, in log order.
+    deliver_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Events read ahead of delivery per subscription (reading pauses beyond).
+    deliver_max_buffered: int = Field(default=2000, ge=1)
+    # How long a worker's hold on a subscription lasts unless renewed: after a crash,
+    # another worker (or the restarted one) takes the subscription over after this.
+    deliver_lease_s: float = Field(default=10.0, gt=0)
+    # How often the worker looks for new, paused, resumed and deleted subscriptions.
+    deliver_poll_s: float = Field(default=1.0, gt=0)
+    # Recent attempts kept per subscription (GET /v1/subscriptions/{id}/deliveries).
+    deliver_attempts_kept: int = Field(default=100, ge=1, le=10_000)
+
+
+class ApiSettings(CommonSettings, AuthSettings, WebhookTargetSettings):
     host: str = Field(default="127.0.0.1", validation_alias="CHANCERY_API_HOST")
     port: Port = Field(default=8002, validation_alias="CHANCERY_API_PORT")
     # How long a read with min_position waits for the projector before answering 504.

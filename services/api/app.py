@@ -22,17 +22,29 @@ from services.platform.web import (
     install_error_handlers,
     problem_response,
 )
+from services.webhooks.store import RedisSubscriptionStore, SubscriptionStore
+from services.webhooks.targets import TargetPolicy, TargetRefusedError
 
 from .body_cache import BodyCache
 from .context import ApiContext
 from .cors import Cors
-from .errors import to_problem
+from .errors import SubscriptionNotFoundError, subscription_problem, to_problem
 from .metrics import ApiMetrics, MetricsMiddleware
 from .principals import VerifiedPrincipals
 from .reader import NotReadyError, ReadError, ReadModelReader
 from .redis_reader import SCRIPTS, ClusterRoundTrips, RedisReadModelReader
 from .representation import EXPOSED_HEADERS, MIN_POSITION_HEADER
-from .routes import atlas, events, history, operations, people, relations, stream, timelines
+from .routes import (
+    atlas,
+    events,
+    history,
+    operations,
+    people,
+    relations,
+    stream,
+    subscriptions,
+    timelines,
+)
 from .sessions import SessionCookies, with_sessions
 from .stream_slots import StreamSlots
 
@@ -55,6 +67,10 @@ While the read models are rebuilt from the log, reads answer 503 with Retry-Afte
 with what Chancery had recorded by then (bitemporal).
 
 **Caching.** Read-model answers carry a weak ETag; send it back in If-None-Match for 304.
+
+**Webhooks.** `/v1/subscriptions` subscribes a URL to the events the stream's filters
+choose: each is POSTed as a CloudEvent signed as Standard Webhooks, at least once, in order
+per subject, by `chancery deliver`. These routes take the scope `subscriptions:write`.
 
 **Auth.** Scope `events:read`, as `Authorization: Bearer <API key or JWT>` (the stream also
 takes `?access_token=`). `/healthz`, `/readyz` and `/metrics` are open.
@@ -109,6 +125,7 @@ def create_app(
     *,
     reader: ReadModelReader | None = None,
     authenticator: Authenticator | None = None,
+    subscription_store: SubscriptionStore | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """Build the app. Tests pass the in-memory reader; production lets the lifespan build
@@ -123,6 +140,14 @@ def create_app(
             chosen = reader
             if chosen is None:
                 chosen = await _redis_reader(settings, stack)
+            store = subscription_store
+            if store is None:
+                # Subscriptions are the one thing the API writes (never a read model).
+                hooks = redis_client(
+                    settings.redis_url, cluster=settings.redis_cluster, client_name="api-hooks"
+                )
+                stack.push_async_callback(hooks.aclose)
+                store = RedisSubscriptionStore(hooks)
             chosen_authenticator = with_sessions(
                 authenticator or authenticator_from(settings), settings
             )
@@ -135,6 +160,8 @@ def create_app(
                 clock=clock,
                 bodies=BodyCache(),
                 principals=VerifiedPrincipals(chosen_authenticator),
+                subscriptions=store,
+                targets=TargetPolicy.of(settings.webhook_allowed_networks),
             )
             is_country("USA")  # load the country table before the heap is frozen
             with frozen_startup_heap():
@@ -185,11 +212,28 @@ def create_app(
             ),
         )
 
+    async def on_subscription_error(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(request, subscription_problem(exc))
+
+    for refused in (SubscriptionNotFoundError, TargetRefusedError):
+        app.add_exception_handler(refused, on_subscription_error)
+
     # Redis down, or a slot of the cluster without a master (a failover under way): 503,
     # never a partial answer. (Not OSError itself: only Redis's own errors mean Redis.)
     for unreachable in REDIS_UNAVAILABLE:
         if unreachable is not OSError:
             app.add_exception_handler(unreachable, on_redis_down)
-    for module in (relations, history, timelines, people, events, stream, operations, atlas):
+    for module in (
+        relations,
+        history,
+        timelines,
+        people,
+        events,
+        stream,
+        subscriptions,
+        operations,
+        atlas,
+    ):
         app.include_router(module.router)
+    subscriptions.document_webhook(app)
     return app

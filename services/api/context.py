@@ -10,6 +10,8 @@ from fastapi import Request
 
 from chancery.auth import Authenticator
 from chancery.settings import ApiSettings
+from services.webhooks.store import SubscriptionStore
+from services.webhooks.targets import TargetPolicy
 
 from .body_cache import BodyCache
 from .metrics import ApiMetrics
@@ -28,6 +30,8 @@ class ApiContext:
     clock: Callable[[], datetime]
     bodies: BodyCache
     principals: VerifiedPrincipals
+    subscriptions: SubscriptionStore
+    targets: TargetPolicy
 
     def today(self) -> date:
         """The day "now" answers are read on (UTC)."""

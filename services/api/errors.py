@@ -5,7 +5,9 @@
 - `min_position` not reached within the wait: 504 (see consistency.py for why not a stale
   answer);
 - a stream resume point older than the stream keeps: 410;
-- too many open streams for one client: 429 (raised where the slot is taken).
+- too many open streams for one client: 429 (raised where the slot is taken);
+- a webhook subscription that does not exist: 404; a target URL refused (not http(s), not a
+  public address, not resolvable): 422 naming `url`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.platform.web import Problem
+from services.webhooks.targets import TargetRefusedError
 
 from .reader import NotReadyError, PositionTimeoutError, ReadError, StreamGoneError
 from .representation import position_headers
+
+
+class SubscriptionNotFoundError(Exception):
+    """No webhook subscription has this id."""
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(subscription_id)
+        self.subscription_id = subscription_id
+
+
+def subscription_problem(exc: Exception) -> Problem:
+    if isinstance(exc, SubscriptionNotFoundError):
+        return Problem(404, "Not Found", f"no subscription {exc.subscription_id}")
+    if isinstance(exc, TargetRefusedError):
+        return Problem(
+            422,
+            "Invalid request",
+            f"url: {exc}",
+            errors=[{"field": "url", "message": str(exc), "type": "target_refused"}],
+        )
+    raise AssertionError(f"unmapped subscription error {type(exc).__name__}")
 
 
 @dataclass

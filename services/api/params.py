@@ -20,6 +20,7 @@ from chancery.contract import EVENT_TYPES, IGOS, is_country, is_igo
 from chancery.contract.text import SLUG_PATTERN
 from chancery.contract.when import MAX_YEAR, MIN_YEAR
 from chancery.domain.relations import Pair
+from chancery.domain.selection import EventFilter
 from chancery.positions import InvalidPositionError, Position
 from services.platform.web import Problem
 
@@ -98,10 +99,10 @@ def instant(value: str | None, field: str) -> datetime | None:
     return _query(_INSTANT, value, field)
 
 
-def person_id(value: str) -> str:
+def person_id(value: str, field: str = "person_id") -> str:
     if len(value) > 64 or not _SLUG.fullmatch(value):
         raise invalid(
-            "person_id",
+            field,
             f"'{value[:40]}' is not a person id (the lowercase slug of the name, like li-hui)",
             "person_id",
         )
@@ -120,7 +121,7 @@ def source(value: str | None) -> str | None:
     return value
 
 
-def event_types(values: Iterable[str] | None) -> frozenset[str] | None:
+def event_types(values: Iterable[str] | None, field: str = "type") -> frozenset[str] | None:
     """Full names (`diplomacy.meeting.held`) or short ones (`meeting.held`); comma lists too."""
     if not values:
         return None
@@ -133,7 +134,7 @@ def event_types(values: Iterable[str] | None) -> frozenset[str] | None:
             full = name if name.startswith(TYPE_PREFIX) else TYPE_PREFIX + name
             if full not in EVENT_TYPES:
                 raise invalid(
-                    "type",
+                    field,
                     f"'{part[:60]}' is not a Chancery event type; known types: "
                     + ", ".join(EVENT_TYPES),
                     "unknown_type",
@@ -147,6 +148,53 @@ def actors(values: Iterable[str] | None, field: str) -> frozenset[str] | None:
         return None
     chosen = {actor(part, field) for value in values for part in value.split(",") if part.strip()}
     return frozenset(chosen) or None
+
+
+def pairs(values: Iterable[str] | None, field: str) -> frozenset[Pair] | None:
+    """Pairs written `CHN-USA` (or `CHN|USA`, the pair's key), either order; comma lists too."""
+    if not values:
+        return None
+    chosen: set[Pair] = set()
+    for value in values:
+        for part in value.split(","):
+            text = part.strip()
+            if not text:
+                continue
+            a, sep, b = text.replace("|", "-").partition("-")
+            if not sep:
+                raise invalid(field, f"'{text[:40]}' is not a pair (two codes: CHN-USA)", "pair")
+            first, second = actor(a, field), actor(b, field)
+            if first == second:
+                raise invalid(field, f"a pair is two different actors, got {first} twice", "pair")
+            chosen.add(Pair.of(first, second))
+    return frozenset(chosen) or None
+
+
+def people(values: Iterable[str] | None, field: str) -> frozenset[str] | None:
+    """Person ids (`li-hui`); comma lists too."""
+    if not values:
+        return None
+    parts = (part.strip() for value in values for part in value.split(","))
+    chosen = {person_id(part, field) for part in parts if part}
+    return frozenset(chosen) or None
+
+
+def event_filter(
+    types: Iterable[str] | None,
+    countries: Iterable[str] | None,
+    pair_values: Iterable[str] | None,
+    person_values: Iterable[str] | None,
+    *,
+    prefix: str = "",
+) -> EventFilter:
+    """The filter of the stream and of webhook subscriptions, each criterion validated; a
+    bad value is a 422 naming `<prefix><type|country|pair|person>`."""
+    return EventFilter(
+        types=event_types(types, f"{prefix}type"),
+        countries=actors(countries, f"{prefix}country"),
+        pairs=pairs(pair_values, f"{prefix}pair"),
+        people=people(person_values, f"{prefix}person"),
+    )
 
 
 def position(token: str, *, topic: str, partitions: int, field: str) -> Position:

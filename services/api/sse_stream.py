@@ -12,7 +12,8 @@ vector (partition -> last offset delivered) read forward with XREAD:
 - with no token the stream starts "now": after what the read models have applied when the
   request is served. The first message carries that start as its id, so a client that
   disconnects before any event still resumes without a gap;
-- filters (type, country) apply to delivery only: the position moves over filtered-out
+- filters (type, country, pair, person: `chancery.domain.selection`, the same as webhook
+  subscriptions') apply to delivery only: the position moves over filtered-out
   events too, and keep-alive pings carry it as their id when it moved, so a resume does not
   rescan what a filter skipped (browsers keep the id of a message with no data);
 - a resume point older than what the stream keeps (it is capped, MAXLEN ~) is refused with
@@ -25,10 +26,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from fastapi.sse import ServerSentEvent, format_sse_event
 
+from chancery.contract import decode_event
+from chancery.domain.selection import EventFilter
 from chancery.positions import Position
 
 from .reader import NotReadyError, ReadModelReader, Snapshot, StreamEntry
@@ -40,15 +42,10 @@ MAX_BLOCK_S = 5.0
 RETRY_MS = 2000
 
 
-@dataclass(frozen=True)
-class StreamFilter:
-    types: frozenset[str] | None = None
-    countries: frozenset[str] | None = None
-
-    def accepts(self, entry: StreamEntry) -> bool:
-        if self.types is not None and entry.type not in self.types:
-            return False
-        return self.countries is None or not self.countries.isdisjoint(entry.actors)
+def chosen_entry(chosen: EventFilter, entry: StreamEntry) -> bool:
+    """Whether `chosen` takes the entry: by the type and actors the projector wrote beside
+    it, decoding the event only for a filter by pair or person."""
+    return chosen.accepts(entry.type, entry.actors, lambda: decode_event(entry.raw))
 
 
 def start_of(resume: Position | None, snapshot: Snapshot) -> dict[int, int | None]:
@@ -68,7 +65,7 @@ def _token(topic: str, position: dict[int, int | None]) -> str | None:
 async def events(
     reader: ReadModelReader,
     start: dict[int, int | None],
-    chosen: StreamFilter,
+    chosen: EventFilter,
     *,
     ping_s: float,
     clock: Callable[[], float] | None = None,
@@ -89,7 +86,7 @@ async def events(
             return
         for entry in batch.entries:
             position[entry.partition] = entry.offset
-            if chosen.accepts(entry):
+            if chosen_entry(chosen, entry):
                 sent = _token(topic, position)
                 yield ServerSentEvent(raw_data=entry.raw.decode(), id=sent)
                 next_ping = now() + ping_s

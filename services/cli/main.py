@@ -30,6 +30,7 @@ for command in (
     serve.ingest,
     serve.projector,
     serve.api,
+    serve.deliver,
     serve.up,
     ops.rebuild,
     read.relation,

@@ -37,6 +37,15 @@ ProjectorUrl = Annotated[
         show_default=False,
     ),
 ]
+DeliverUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--deliver-url",
+        help="The webhook worker's status URL (env CHANCERY_DELIVER_URL; default "
+        "http://127.0.0.1:8004).",
+        show_default=False,
+    ),
+]
 KeyFile = Annotated[
     Path | None,
     typer.Option(

@@ -294,7 +294,23 @@ def status(report: StatusReport) -> list[RenderableType]:
         )
     table.add_row("total", "", "", _number(report.total_lag), style="bold")
     title = f"[bold]{report.topic}[/] (read models v{report.version or '-'})"
-    return [parts, "", title, table]
+    shown: list[RenderableType] = [parts, "", title, table]
+    if report.subscriptions:
+        shown += ["", "[bold]webhook subscriptions[/]", _subscriptions(report)]
+    return shown
+
+
+def _subscriptions(report: StatusReport) -> Table:
+    """One short row each (80 columns): id, state, events behind, last error (cut)."""
+    table = Table(box=None, padding=(0, 1), show_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("behind", justify="right", no_wrap=True)
+    table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=36)
+    for row in report.subscriptions:
+        state = "[yellow]paused[/]" if row.state == "paused" else row.state
+        table.add_row(row.id, state, _number(row.lag), row.last_error or DASH)
+    return table
 
 
 def parked_events(parked: list[ParkedEvent]) -> Table:

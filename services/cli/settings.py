@@ -9,10 +9,12 @@ default: the services' own settings (`CHANCERY_INGEST_PORT`, ...), so a stack st
 | ingest    | `--ingest-url`    | `CHANCERY_INGEST_URL`     | `http://127.0.0.1:8001` (1)    |
 | API       | `--api-url`       | `CHANCERY_API_URL`        | `http://127.0.0.1:8002` (1)    |
 | projector | `--projector-url` | `CHANCERY_PROJECTOR_URL`  | `http://127.0.0.1:8003` (1)    |
+| deliver   | `--deliver-url`   | `CHANCERY_DELIVER_URL`    | `http://127.0.0.1:8004` (1)    |
 | API key   | `--key-file`      | `CHANCERY_KEY` (the key), | `.chancery/dev-key`            |
 |           |                   | `CHANCERY_KEY_FILE`       |                                |
 
-(1) the port is the service's own setting: CHANCERY_INGEST_PORT, _API_PORT, _PROJECTOR_PORT.
+(1) the port is the service's own setting: CHANCERY_INGEST_PORT, _API_PORT, _PROJECTOR_PORT,
+_DELIVER_PORT.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chancery.settings import ApiSettings, ChancerySettings, IngestSettings, ProjectorSettings
+from chancery.settings import (
+    ApiSettings,
+    ChancerySettings,
+    DeliverSettings,
+    IngestSettings,
+    ProjectorSettings,
+)
 
 from .errors import CliError
 
@@ -34,6 +42,7 @@ class CliSettings(ChancerySettings):
     ingest_url: str | None = None
     api_url: str | None = None
     projector_url: str | None = None
+    deliver_url: str | None = None
     key: SecretStr | None = None
     key_file: Path = DEV_KEY_FILE
 
@@ -73,6 +82,15 @@ def projector_url(flag: str | None = None) -> str:
     if configured := CliSettings().projector_url:
         return _clean(configured)
     settings = ProjectorSettings()
+    return f"http://{_probe(settings.status_host)}:{settings.status_port}"
+
+
+def deliver_url(flag: str | None = None) -> str:
+    if flag:
+        return _clean(flag)
+    if configured := CliSettings().deliver_url:
+        return _clean(configured)
+    settings = DeliverSettings()
     return f"http://{_probe(settings.status_host)}:{settings.status_port}"
 
 

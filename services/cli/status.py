@@ -5,7 +5,9 @@ minutes, and never hides the others:
 - ingest and API: `GET /readyz` (200 ready; 503 with what is missing);
 - projector: `GET /status` (its version, mode, and the lag of the partitions it holds);
 - Kafka: the log end offset of each partition of the topic, and the dead-letter count;
-- Redis: the read-model version served and the offset each partition has applied.
+- Redis: the read-model version served and the offset each partition has applied;
+- the webhook worker: `GET /status` (the subscriptions it delivers), and each webhook
+  subscription from Redis (state, events behind the log's end, last error).
 
 The per-partition table comes from Kafka and Redis directly, so it covers every partition
 whichever projector instance holds it, and still shows when the projector is down.
@@ -26,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chancery import keyspace
 from chancery.keyspace import PartitionSpace
 from services.platform.redis import REDIS_FAILED, redis_client
+from services.webhooks.store import RedisSubscriptionStore, SubscriptionRecord
 
 from .errors import ServiceDown, failure_reason, problem_detail, transport_reason
 
@@ -50,11 +53,21 @@ class PartitionRow:
 
 
 @dataclass
+class SubscriptionRow:
+    id: str
+    state: str
+    lag: int | None  # events in the log after its position (None: Kafka not reached)
+    last_error: str | None
+    url: str
+
+
+@dataclass
 class StatusReport:
     topic: str
     checks: list[Check] = field(default_factory=list)
     partitions: list[PartitionRow] = field(default_factory=list)
     version: int | None = None
+    subscriptions: list[SubscriptionRow] = field(default_factory=list)
 
     @property
     def down(self) -> list[Check]:
@@ -115,6 +128,9 @@ def _http_detail(body: Any) -> str:
             + (f" ({c['detail']})" if isinstance(c, dict) and c.get("detail") else "")
             for name, c in checks.items()
         )
+    if "worker" in body:
+        held = body.get("subscriptions")
+        return f"delivering {len(held) if isinstance(held, list) else '?'} subscription(s)"
     if "version" in body:
         partitions = body.get("partitions")
         held = len(partitions) if isinstance(partitions, list) else "?"
@@ -235,11 +251,35 @@ async def _redis(url: str, cluster: bool) -> _RedisStatus:
     )
 
 
+async def _subscriptions(url: str, cluster: bool) -> list[SubscriptionRecord]:
+    """Every webhook subscription (none when Redis cannot be read: its check says why)."""
+    client = redis_client(
+        url,
+        cluster=cluster,
+        client_name="status",
+        socket_timeout=TIMEOUT_S,
+        connect_timeout_s=TIMEOUT_S,
+    )
+    try:
+        return await RedisSubscriptionStore(client).every()
+    except REDIS_FAILED:
+        return []
+    except ValueError:  # a record this version cannot read
+        return []
+    finally:
+        await client.aclose()
+
+
+async def _nothing() -> tuple[Check | None, Any]:
+    return None, None
+
+
 async def gather(
     *,
     ingest_url: str,
     api_url: str,
     projector_url: str,
+    deliver_url: str | None = None,
     kafka_bootstrap: str,
     redis_url: str,
     topic: str,
@@ -248,6 +288,10 @@ async def gather(
 ) -> StatusReport:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries are not news here
     async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+        hooks = asyncio.create_task(_subscriptions(redis_url, redis_cluster))
+        worker = asyncio.create_task(
+            _http("deliver", client, f"{deliver_url}/status") if deliver_url else _nothing()
+        )
         (ingest, _), (api, _), (projector, _), kafka, redis = await asyncio.gather(
             _http("ingest", client, f"{ingest_url}/readyz"),
             _http("API", client, f"{api_url}/readyz"),
@@ -255,7 +299,24 @@ async def gather(
             _kafka(kafka_bootstrap, topic, dead_letter_topic),
             _redis(redis_url, redis_cluster),
         )
-    report = StatusReport(topic=topic, checks=[ingest, api, projector, kafka.check, redis.check])
+        deliver, _ = await worker
+    checks = [ingest, api, projector, *([deliver] if deliver else []), kafka.check, redis.check]
+    report = StatusReport(topic=topic, checks=checks)
+    for record in await hooks:
+        behind = None
+        if kafka.ends:
+            behind = sum(
+                max(0, end - (record.position.get(p, -1) + 1)) for p, end in kafka.ends.items()
+            )
+        report.subscriptions.append(
+            SubscriptionRow(
+                record.subscription.id,
+                record.status.state.value,
+                behind,
+                record.status.last_error,
+                record.subscription.url,
+            )
+        )
     report.version = redis.version
     for p in sorted(set(kafka.ends) | set(redis.applied)):
         end = kafka.ends.get(p)

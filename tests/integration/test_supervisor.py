@@ -50,6 +50,7 @@ commands = {
     "ingest": [sys.executable, "-c", stub, "CHANCERY_INGEST_PORT", *told],
     "projector": [sys.executable, "-c", stub, "CHANCERY_PROJECTOR_PORT"],
     "api": [sys.executable, "-c", stub, "CHANCERY_API_PORT"],
+    "deliver": [sys.executable, "-c", stub, "CHANCERY_DELIVER_PORT"],
 }
 def seed(url):
     Path(sys.argv[2]).write_text(json.dumps({"ingest": url}))
@@ -66,7 +67,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    kafka, controller, redis_port, ingest, api, projector = free_ports(6)
+    kafka, controller, redis_port, ingest, api, projector, deliver = free_ports(7)
     env = {
         **os.environ,
         "CHANCERY_STATE_DIR": str(tmp_path / "state"),
@@ -76,6 +77,7 @@ def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         "CHANCERY_INGEST_PORT": str(ingest),
         "CHANCERY_API_PORT": str(api),
         "CHANCERY_PROJECTOR_PORT": str(projector),
+        "CHANCERY_DELIVER_PORT": str(deliver),
     }
     ports = {
         "kafka": kafka,
@@ -84,6 +86,7 @@ def _stack_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         "ingest": ingest,
         "api": api,
         "projector": projector,
+        "deliver": deliver,
     }
     return env, ports
 
@@ -144,7 +147,7 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ingest}/docs" in output
         assert f"http://127.0.0.1:{api}/docs" in output
         assert json.loads(seeded.read_text()) == {"ingest": f"http://127.0.0.1:{ingest}"}
-        for port in (ingest, api, projector):
+        for port in (ingest, api, projector, ports["deliver"]):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         client = redis.Redis(port=redis_port)
         assert client.ping()
@@ -152,7 +155,7 @@ def test_up_then_sigint_leaves_no_process(tmp_path: Path) -> None:
 
         state = tmp_path / "state"
         pids = _pids(state)
-        assert len(pids) == 5
+        assert len(pids) == 6  # four services, Kafka and Redis
         assert all(_alive(pid) for pid in pids)
         watchdog = _watchdog(state)
         assert _alive(watchdog)
@@ -317,7 +320,7 @@ def test_up_on_the_clusters_then_sigint_leaves_no_process(tmp_path: Path) -> Non
         pids = [int(p.read_text().split()[0]) for p in (state / "run").glob("*.pid")]
         pids += [pid for pid in kafka_cluster.pids().values() if pid is not None]
         pids += [pid for pid in redis_cluster.pids().values() if pid is not None]
-        assert len(pids) == 3 + 3 + 6
+        assert len(pids) == 4 + 3 + 6  # four services, three Kafka nodes, six Redis nodes
         assert all(_alive(pid) for pid in pids)
 
         up.send_signal(signal.SIGINT)
@@ -329,5 +332,5 @@ def test_up_on_the_clusters_then_sigint_leaves_no_process(tmp_path: Path) -> Non
         kafka_cluster.stop()
         redis_cluster.stop()
     assert up.returncode == 0, output + rest
-    assert "Stopping: api, projector, ingest, redis, kafka" in rest
+    assert "Stopping: deliver, api, projector, ingest, redis, kafka" in rest
     assert [pid for pid in pids if _alive(pid)] == []

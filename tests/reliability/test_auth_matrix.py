@@ -3,8 +3,10 @@
 Every credential a careless or hostile client may present (none, a wrong key, a malformed
 one, another scheme, an expired key, a key without the scope, expired, tampered, foreign,
 unsigned and mis-addressed JWTs) against every operation that needs one: ingest's two
-writes and every read of the API (the list comes from the API's own OpenAPI document, so a
-new route cannot be forgotten), including the stream with `?access_token=`. Each gets its
+writes, every read of the API and every webhook subscription operation (the lists come from
+the API's own OpenAPI document, so a new route cannot be forgotten), including the stream
+with `?access_token=`. No credential of the matrix has the scope `subscriptions:write`, so a
+valid one gets 403 there. Each gets its
 expected status with a problem body (401 with `WWW-Authenticate: Bearer`), and nothing is
 written: the topic's and the dead-letter topic's end offsets and every Redis key and value
 are the same after the matrix as before. The right credentials then do work (the controls),
@@ -45,7 +47,15 @@ ATLAS_PATHS = {
     "/atlas/session",
     "/atlas/assets/{name}",
 }
-PATH_VALUES = {"a": "CHN", "b": "USA", "c": "CHN", "person_id": "li-hui", "event_id": "seed-1"}
+PATH_VALUES = {
+    "a": "CHN",
+    "b": "USA",
+    "c": "CHN",
+    "person_id": "li-hui",
+    "event_id": "seed-1",
+    "subscription_id": "sub_" + "0" * 20,
+}
+SUBSCRIPTIONS = "/v1/subscriptions"
 QUERY_VALUES = {"/v1/relations": {"country": "CHN"}, "/v1/visits": {"country": "UKR"}}
 ISSUER = "chancery"
 
@@ -131,11 +141,29 @@ async def matrix_stack(kafka_bootstrap: str, stack_db: str) -> AsyncIterator[tup
         yield services, expired
 
 
+def _url(path: str) -> str:
+    url = path
+    for name, value in PATH_VALUES.items():
+        url = url.replace("{" + name + "}", value)
+    assert "{" not in url, f"no value for a parameter of {path}"
+    return url
+
+
+def subscription_operations(openapi: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every webhook subscription operation: (method, URL)."""
+    return [
+        (method.upper(), _url(path))
+        for path, operations in openapi["paths"].items()
+        if path.startswith(SUBSCRIPTIONS)
+        for method in operations
+    ]
+
+
 def api_operations(openapi: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     """Every GET of the API that needs credentials, with valid parameters."""
     out = []
     for path, operations in openapi["paths"].items():
-        if path in OPEN_PATHS | ATLAS_PATHS:
+        if path in OPEN_PATHS | ATLAS_PATHS or path.startswith(SUBSCRIPTIONS):
             continue
         assert set(operations) == {"get"}, f"{path}: {set(operations)}"
         url = path
@@ -167,8 +195,11 @@ async def test_every_credential_gets_its_status_and_nothing_is_written(
 ) -> None:
     services, expired_key = matrix_stack
     matrix = credentials(services.keys, expired_key)
-    operations = api_operations((await services.api.get("/openapi.json")).json())
+    openapi = (await services.api.get("/openapi.json")).json()
+    operations = api_operations(openapi)
     assert len(operations) == 12, operations
+    managing = subscription_operations(openapi)
+    assert len(managing) == 7, managing
     before = await written(
         services.bootstrap, [services.topic, f"{services.topic}.dlq"], services.redis_url
     )
@@ -215,6 +246,13 @@ async def test_every_credential_gets_its_status_and_nothing_is_written(
                 )
                 check(f"{name}: GET {url}", got, at_api)
                 refusals += at_api >= 400
+            for method, url in managing:
+                body = {"url": "http://127.0.0.1:9/"} if method == "POST" else None
+                got = await _status(
+                    client, method, f"{services.api_url}{url}", json=body, headers=auth
+                )
+                check(f"{name}: {method} {url}", got, 401 if at_api == 401 else 403)
+                refusals += 1
             # EventSource cannot send headers: the stream takes the credential in the query.
             if header is not None and header.startswith("Bearer ") and at_api >= 400:
                 credential = header.removeprefix("Bearer ")

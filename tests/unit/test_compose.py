@@ -21,6 +21,7 @@ from chancery.settings import (
     ApiSettings,
     AuthSettings,
     CommonSettings,
+    DeliverSettings,
     IngestSettings,
     ProjectorSettings,
 )
@@ -35,6 +36,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
     "projector": ProjectorSettings,
     "api": ApiSettings,
+    "deliver": DeliverSettings,
     "topics": CommonSettings,
 }
 # The one-shot jobs run `chancery` commands: the variables they get are those commands'.
@@ -249,6 +251,7 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any], name: str) -> 
         ("ingest", {"kafka": "service_healthy", "redis": "service_healthy"}),
         ("projector", {"kafka": "service_healthy", "redis": "service_healthy"}),
         ("api", {"redis": "service_healthy"}),
+        ("deliver", {"kafka": "service_healthy", "redis": "service_healthy"}),
     ],
 )
 def test_services_wait_for_what_they_use(
@@ -303,7 +306,12 @@ def test_services_share_the_log_and_the_read_models(compose: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(
     ("name", "port_field"),
-    [("ingest", "port"), ("api", "port"), ("projector", "status_port")],
+    [
+        ("ingest", "port"),
+        ("api", "port"),
+        ("projector", "status_port"),
+        ("deliver", "status_port"),
+    ],
 )
 def test_ports_agree_with_the_healthcheck_and_the_published_port(
     compose: dict[str, Any], name: str, port_field: str

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from chancery.settings import ApiSettings, IngestSettings, ProjectorSettings
+from chancery.settings import ApiSettings, DeliverSettings, IngestSettings, ProjectorSettings
 from services.cli.local.supervisor import StackSettings
 from services.cli.settings import CliSettings
 
@@ -24,6 +24,7 @@ EVERY_SETTINGS: tuple[type[BaseSettings], ...] = (
     IngestSettings,
     ProjectorSettings,
     ApiSettings,
+    DeliverSettings,
     StackSettings,
     CliSettings,
 )

@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 
 from chancery.positions import Position
 from services.api import params, sse_stream
-from services.api.sse_stream import StreamFilter
 
 from .common import Context, StreamPrincipal, StreamSlot
 
@@ -32,8 +31,10 @@ CloudEvent as the log holds it; its `id` is a position token (partition -> offse
   to the last id received: every partition continues right after it, with no gap and no
   duplicate. Partitions the token leaves out start at their beginning. Without either the
   stream starts now; the first message (a comment) already carries the start as its id.
-- **Filters**: `type` and `country` (repeat, or comma-separated); the position still moves
-  over filtered-out events, and keep-alive pings carry it as their id when it moved.
+- **Filters**: `type`, `country`, `pair` (`CHN-USA`) and `person` (`li-hui`); repeat one or
+  comma-separate its values (any of them), and combine kinds (all of them). Webhook
+  subscriptions take the same filters. The position still moves over filtered-out events,
+  and keep-alive pings carry it as their id when it moved.
 - **Keep-alive**: a `: ping` comment after `CHANCERY_STREAM_PING_S` (15 s) of silence.
 - **Limits**: at most `CHANCERY_MAX_STREAMS_PER_CLIENT` (5) open streams per API key, JWT
   subject, or (auth disabled) client address: one more is 429.
@@ -105,8 +106,19 @@ async def live_stream(
         list[str] | None,
         Query(description="Deliver only events involving one of these actors."),
     ] = None,
+    pair: Annotated[
+        list[str] | None,
+        Query(
+            description="Deliver only events of one of these pairs' relations (`CHN-USA`).",
+            examples=["CHN-USA"],
+        ),
+    ] = None,
+    person: Annotated[
+        list[str] | None,
+        Query(description="Deliver only events naming one of these people (`li-hui`)."),
+    ] = None,
 ) -> StreamingResponse:
-    chosen = StreamFilter(params.event_types(types), params.actors(country, "country"))
+    chosen = params.event_filter(types, country, pair, person)
     messages = sse_stream.events(ctx.reader, start, chosen, ping_s=ctx.settings.stream_ping_s)
     # A plain streaming response, not FastAPI's generator mode: that one's keep-alive task
     # raises BrokenResourceError on an ordinary client disconnect (fastapi discussion

@@ -13,6 +13,7 @@ from services.cli import settings as cli_settings
 from services.cli.errors import CliError, reported
 from services.cli.options import (
     ApiUrl,
+    DeliverUrl,
     IngestUrl,
     JsonOut,
     KafkaServers,
@@ -85,13 +86,15 @@ def status(
     ingest_url: IngestUrl = None,
     api_url: ApiUrl = None,
     projector_url: ProjectorUrl = None,
+    deliver_url: DeliverUrl = None,
     kafka: KafkaServers = None,
     redis_url: RedisUrl = None,
 ) -> None:
-    """Health of ingest, API, projector, Kafka and Redis, and per partition the lag.
+    """Health of ingest, API, projector, webhook worker, Kafka and Redis; lag per partition.
 
     Per partition: Kafka's log end, the offset the served read models have applied, and the
-    lag between them. Exits 1 if any part is down.
+    lag between them. Per webhook subscription: its state, the events it has yet to pass,
+    and its last error. Exits 1 if any part is down.
     """
     from services.cli import render
     from services.cli.status import gather
@@ -102,6 +105,7 @@ def status(
             ingest_url=cli_settings.ingest_url(ingest_url),
             api_url=cli_settings.api_url(api_url),
             projector_url=cli_settings.projector_url(projector_url),
+            deliver_url=cli_settings.deliver_url(deliver_url),
             kafka_bootstrap=kafka or common.kafka_bootstrap_servers,
             redis_url=redis_url or common.redis_url,
             topic=common.topic,

@@ -32,6 +32,13 @@ def api() -> None:
     main()
 
 
+def deliver() -> None:
+    """Deliver webhook subscriptions: the log -> signed CloudEvents to their URLs."""
+    from services.webhooks.__main__ import main
+
+    main()
+
+
 @reported
 def up(
     cluster: Annotated[
@@ -43,7 +50,7 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start Kafka, Redis, ingest, projector and API; load the seeds; Ctrl-C stops all."""
+    """Start Kafka, Redis, ingest, projector, API and webhook delivery; load the seeds."""
     from services.cli.devkeys import atlas_link, ensure_dev_key
     from services.cli.local.supervisor import StackError, StackSettings, run_stack
     from services.cli.seeds import load_seeds

@@ -1,10 +1,11 @@
 """`chancery up`: the whole stack on one machine, and everything stopped on Ctrl-C.
 
 Starts Kafka and Redis (infra/ scripts, state under .chancery/), creates the topics, starts
-ingest, projector and API as child processes, waits for each /healthz, loads the seeds
-through ingest, prints the URLs, then waits. On SIGINT, SIGTERM or SIGHUP (a closed
-terminal), or when a child dies, it stops what it started: the services first (newest
-first), then Redis and Kafka. Killed outright, it still leaves nothing behind: see tether.py.
+ingest, projector, API and the webhook delivery worker as child processes, waits for each
+/healthz, loads the seeds through ingest, prints the URLs, then waits. On SIGINT, SIGTERM or
+SIGHUP (a closed terminal), or when a child dies, it stops what it started: the services
+first (newest first), then Redis and Kafka. Killed outright, it still leaves nothing
+behind: see tether.py.
 
 `chancery up --cluster` (`make run-cluster`) does the same on three Kafka nodes (clients on
 9092, 9094, 9096) and a Redis Cluster of three masters and three replicas (7000-7005): the
@@ -15,8 +16,8 @@ topic's durability, whatever the environment says), on their usual ports.
 Addresses come from the services' own settings, so one variable means one thing everywhere:
 the local broker listens where CHANCERY_KAFKA_BOOTSTRAP_SERVERS points (127.0.0.1:9092),
 Redis where CHANCERY_REDIS_URL points (port 6379), and the services on CHANCERY_INGEST_PORT
-(8001), CHANCERY_API_PORT (8002) and CHANCERY_PROJECTOR_PORT (8003). StackSettings adds what
-only the supervisor needs.
+(8001), CHANCERY_API_PORT (8002), CHANCERY_PROJECTOR_PORT (8003) and CHANCERY_DELIVER_PORT
+(8004, the webhook delivery worker). StackSettings adds what only the supervisor needs.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from chancery.settings import (
     ApiSettings,
     ChancerySettings,
     CommonSettings,
+    DeliverSettings,
     IngestSettings,
     ProjectorSettings,
 )
@@ -83,6 +85,7 @@ PORT_VARIABLES = {
     "ingest": "CHANCERY_INGEST_PORT",
     "projector": "CHANCERY_PROJECTOR_PORT",
     "api": "CHANCERY_API_PORT",
+    "deliver": "CHANCERY_DELIVER_PORT",
 }
 CLUSTER_READY_TIMEOUT_S = 180.0
 """At least this long for the clusters to serve: three JVMs start slowly on a small machine."""
@@ -199,15 +202,18 @@ def plan_stack(
     ingest = IngestSettings()
     api = ApiSettings()
     projector = ProjectorSettings()
+    deliver = DeliverSettings()
     python = [sys.executable, "-m"]
     commands = commands or {
         "ingest": [*python, "services.ingest"],
         "projector": [*python, "services.projector"],
         "api": [*python, "services.api"],
+        "deliver": [*python, "services.webhooks"],
     }
     ingest_base = f"http://{_probe_host(ingest.host)}:{ingest.port}"
     api_base = f"http://{_probe_host(api.host)}:{api.port}"
     projector_base = f"http://{_probe_host(projector.status_host)}:{projector.status_port}"
+    deliver_base = f"http://{_probe_host(deliver.status_host)}:{deliver.status_port}"
     services = (
         ServiceSpec("ingest", commands["ingest"], f"{ingest_base}/healthz", f"{ingest_base}/docs"),
         ServiceSpec(
@@ -217,6 +223,7 @@ def plan_stack(
             f"{projector_base}/status",
         ),
         ServiceSpec("api", commands["api"], f"{api_base}/healthz", f"{api_base}/docs"),
+        ServiceSpec("deliver", commands["deliver"], f"{deliver_base}/healthz"),
     )
     state_dir = stack.state_dir.resolve()
     if cluster:

@@ -107,13 +107,30 @@ async def test_every_endpoint_is_documented_with_an_example(api: ApiFactory) -> 
         for method, op in item.items()
         if path.startswith("/v1/")
     }
-    assert len(operations) == 12
-    for (path, _), op in operations.items():
-        content = op["responses"]["200"]["content"]
-        (media,) = content.values()
+    reads = {k: op for k, op in operations.items() if "subscriptions" not in op["tags"]}
+    assert len(reads) == 12
+    assert len(operations) - len(reads) == 7  # webhook subscriptions: CRUD, pause, resume, ...
+    for (path, method), op in operations.items():
+        success = min(code for code in op["responses"] if code.startswith("2"))
+        if success == "204":
+            assert method == "delete", path
+            continue
+        (media,) = op["responses"][success]["content"].values()
         assert "example" in media, path
         assert op.get("summary"), path
     relation = operations[("/v1/relations/{a}/{b}", "get")]
     names = {p["name"] for p in relation["parameters"]}
     assert {"a", "b", "as_of", "known_at", "min_position", "Chancery-Min-Position"} <= names
     assert "text/event-stream" in operations[("/v1/stream", "get")]["responses"]["200"]["content"]
+
+
+async def test_the_webhook_request_is_described(api: ApiFactory) -> None:
+    async with api() as client:
+        spec = (await client.get("/openapi.json")).json()
+    pushed = spec["webhooks"]["chancery-event"]["post"]
+    headers = {p["name"] for p in pushed["parameters"] if p["in"] == "header"}
+    assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    body = pushed["requestBody"]["content"]
+    assert set(body) == {"application/cloudevents+json", "application/json"}
+    assert body["application/cloudevents+json"]["example"]["specversion"] == "1.0"
+    assert "HMAC-SHA256" in pushed["description"]

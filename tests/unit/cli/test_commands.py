@@ -31,6 +31,7 @@ def env(closed: int, tmp_path: Path) -> dict[str, str]:
         "CHANCERY_INGEST_URL": f"http://127.0.0.1:{closed}",
         "CHANCERY_API_URL": f"http://127.0.0.1:{closed}",
         "CHANCERY_PROJECTOR_URL": f"http://127.0.0.1:{closed}",
+        "CHANCERY_DELIVER_URL": f"http://127.0.0.1:{closed}",
         "CHANCERY_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed}",
         "CHANCERY_REDIS_URL": f"redis://127.0.0.1:{closed}/0",
         "CHANCERY_KEY": "a-key",
@@ -72,11 +73,12 @@ def test_a_service_that_is_down_is_named_in_one_line(
 def test_status_shows_every_part_down_and_exits_1(env: dict[str, str], closed: int) -> None:
     code, out, err = run(["status"], env)
     assert code == 1
-    for part in ("ingest", "API", "projector", "Kafka", "Redis"):
+    for part in ("ingest", "API", "projector", "deliver", "Kafka", "Redis"):
         assert re.search(rf"^\s*{part}\s+DOWN\s+\S*{closed}\S*", out, re.MULTILINE), out
     assert err.strip().splitlines() == [
-        f"chancery: 5 part(s) down: ingest (http://127.0.0.1:{closed}/readyz), "
+        f"chancery: 6 part(s) down: ingest (http://127.0.0.1:{closed}/readyz), "
         f"API (http://127.0.0.1:{closed}/readyz), projector (http://127.0.0.1:{closed}/status), "
+        f"deliver (http://127.0.0.1:{closed}/status), "
         f"Kafka (127.0.0.1:{closed}), Redis (redis://127.0.0.1:{closed}/0)"
     ]
 
@@ -87,7 +89,8 @@ def test_status_as_json(env: dict[str, str]) -> None:
     code, out, _ = run(["status", "--json"], env)
     assert code == 1
     body = json.loads(out)
-    assert [c["part"] for c in body["checks"]] == ["ingest", "API", "projector", "Kafka", "Redis"]
+    parts = [c["part"] for c in body["checks"]]
+    assert parts == ["ingest", "API", "projector", "deliver", "Kafka", "Redis"]
     assert not any(c["ok"] for c in body["checks"])
 
 

@@ -1,0 +1,181 @@
+"""The composition root of the delivery worker (`chancery deliver`): its clients are made here.
+
+Redis (subscriptions, positions, leases: `RedisSubscriptionStore`), one HTTP client for every
+target (connections only to allowed addresses: `GuardedTransport`; no redirects; no proxy
+from the environment), one Kafka consumer per subscription delivered (assigned every
+partition, no consumer group: a subscription's position is its own, kept in Redis), and a
+small status server (`/healthz`, `/status`) on CHANCERY_DELIVER_PORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import uvicorn
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from chancery.settings import DeliverSettings
+from services.platform.kafka import event_log_consumer
+from services.platform.redis import redis_client
+
+from .runner import RunnerSettings, SubscriptionRunner
+from .sender import WebhookSender
+from .store import RedisSubscriptionStore, SubscriptionRecord
+from .targets import GuardedTransport, TargetPolicy
+from .worker import DeliveryWorker
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+METADATA_TIMEOUT_S = 30.0
+
+
+def http_client(settings: DeliverSettings) -> httpx.AsyncClient:
+    """The client every webhook goes out through."""
+    policy = TargetPolicy.of(settings.webhook_allowed_networks)
+    inner = httpx.AsyncHTTPTransport(
+        retries=0,
+        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+        trust_env=False,
+    )
+    return httpx.AsyncClient(
+        transport=GuardedTransport(policy, inner),
+        timeout=httpx.Timeout(
+            settings.deliver_timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.deliver_timeout_s)
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def runner_settings(settings: DeliverSettings) -> RunnerSettings:
+    return RunnerSettings(
+        concurrency=settings.deliver_concurrency,
+        max_buffered=settings.deliver_max_buffered,
+        max_attempts=settings.deliver_max_attempts,
+        max_failing_s=settings.deliver_max_failing_hours * 3600,
+        backoff_first_s=settings.deliver_backoff_first_s,
+        backoff_max_s=settings.deliver_backoff_max_s,
+        attempts_kept=settings.deliver_attempts_kept,
+    )
+
+
+async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> None:
+    """Deliver every active subscription until `stop` (SIGINT/SIGTERM when not given)."""
+    stop = stop or _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        redis = redis_client(
+            settings.redis_url, cluster=settings.redis_cluster, client_name="deliver"
+        )
+        stack.push_async_callback(redis.aclose)
+        store = RedisSubscriptionStore(redis)
+        client = http_client(settings)
+        stack.push_async_callback(client.aclose)
+        sender = WebhookSender(client)
+        tuning = runner_settings(settings)
+
+        @asynccontextmanager
+        async def runners(
+            record: SubscriptionRecord, token: str
+        ) -> AsyncIterator[SubscriptionRunner]:
+            subscription = record.subscription
+            consumer = event_log_consumer(
+                settings.kafka_bootstrap_servers,
+                client_id=f"deliver-{subscription.id}",
+                group_id=None,
+                max_poll_records=settings.deliver_max_buffered,
+            )
+            partitions = await _partitions(settings.kafka_bootstrap_servers, settings.topic)
+            await consumer.start()
+            try:
+                tps = [TopicPartition(settings.topic, p) for p in range(partitions)]
+                consumer.assign(tps)
+                for tp in tps:
+                    delivered = record.position.get(tp.partition)
+                    if delivered is None:
+                        await consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, delivered + 1)
+                yield SubscriptionRunner(
+                    subscription,
+                    start=record.position,
+                    failing_since=record.status.failing_since,
+                    reader=consumer,
+                    send=sender.send,
+                    store=store,
+                    token=token,
+                    settings=tuning,
+                )
+            finally:
+                await consumer.stop()
+
+        worker = DeliveryWorker(
+            store, runners, lease_s=settings.deliver_lease_s, poll_s=settings.deliver_poll_s
+        )
+        server = _StatusServer(
+            uvicorn.Config(
+                status_app(worker),
+                host=settings.status_host,
+                port=settings.status_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        serving = asyncio.create_task(server.serve(), name="deliver-status")
+        try:
+            await worker.run(stop)
+        finally:
+            server.should_exit = True
+            await serving
+
+
+async def _partitions(bootstrap: str, topic: str) -> int:
+    """How many partitions the topic has (it must exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chancery-deliver")
+    try:
+        async with asyncio.timeout(METADATA_TIMEOUT_S):
+            await admin.start()
+            (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise RuntimeError(f"topic {topic!r} not found in Kafka")
+    return len(described["partitions"])
+
+
+def status_app(worker: DeliveryWorker) -> Starlette:
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def status(_: Request) -> JSONResponse:
+        return JSONResponse(worker.status())
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/status", status)])
+
+
+class _StatusServer(uvicorn.Server):
+    """uvicorn inside the worker's loop: the worker, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
