@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
@@ -55,7 +55,7 @@ class _Streams:
     """The event streams a plan holds open, closed when it ends whichever way."""
 
     def __init__(self) -> None:
-        self._open: dict[int, tuple[httpx.Response, AsyncIterator[ServerSentEvent]]] = {}
+        self._open: dict[int, tuple[httpx.Response, AsyncGenerator[ServerSentEvent, None]]] = {}
 
     def add(self, response: httpx.Response) -> None:
         self._open[id(response)] = (response, EventSource(response).aiter_sse())
@@ -66,7 +66,7 @@ class _Streams:
     async def close(self, response: httpx.Response) -> None:
         _, messages = self._open.pop(id(response), (response, None))
         if messages is not None:
-            await messages.aclose()  # type: ignore[attr-defined]  # an async generator
+            await messages.aclose()
         await response.aclose()
 
     async def close_all(self) -> None:
@@ -372,7 +372,7 @@ class AsyncClient:
         stepper = core.Stepper(plan)
         async for item in self._drive(stepper):
             raise AssertionError(f"a call emitted {item!r}")
-        return stepper.result  # type: ignore[return-value]  # set once the plan returned
+        return cast(T, stepper.result)  # set once the plan returned
 
     async def _drive(self, stepper: core.Stepper[Any]) -> AsyncGenerator[Any, None]:
         streams = _Streams()
@@ -443,7 +443,7 @@ class AsyncPages(Generic[P, I]):
         self._client = client
         self._plan = plan
 
-    def pages(self) -> AsyncIterator[P]:
+    def pages(self) -> AsyncGenerator[P, None]:
         return self._client._drive(core.Stepper(self._plan()))
 
     async def __aiter__(self) -> AsyncIterator[I]:
@@ -453,33 +453,47 @@ class AsyncPages(Generic[P, I]):
                 for item in page.items:
                     yield item
         finally:
-            await pages.aclose()  # type: ignore[attr-defined]  # an async generator
+            await pages.aclose()
 
 
 class AsyncSubscription(Generic[X]):
     """An open subscription: `async for` over it; it reconnects and resumes by itself.
     `position` is the last position it reached (pings included): pass it as `after` to
-    resume later. `aclose()` it (or leave its `async with` block) to end the connection."""
+    resume later.
 
-    def __init__(self, state: core.StreamState, items: AsyncIterator[X]) -> None:
+    The connection opens when the `async with` block is entered (or at the first item):
+    without `after`, the subscription starts with what is applied from then on. `aclose()`
+    it (or leave its `async with` block) to end the connection."""
+
+    def __init__(self, state: core.StreamState, items: AsyncGenerator[object, None]) -> None:
         self._state = state
         self._items = items
+        self._open = False
 
     @property
     def position(self) -> str | None:
         return self._state.last_id
 
+    async def open(self) -> AsyncSubscription[X]:
+        """Connect now, if not connected yet (waits until the stream's start is known)."""
+        if not self._open:
+            self._open = True
+            first = await anext(self._items)
+            assert first is core.STARTED, first
+        return self
+
     def __aiter__(self) -> AsyncIterator[X]:
         return self
 
     async def __anext__(self) -> X:
-        return await anext(self._items)
+        await self.open()
+        return cast(X, await anext(self._items))
 
     async def aclose(self) -> None:
-        await self._items.aclose()  # type: ignore[attr-defined]  # an async generator
+        await self._items.aclose()
 
     async def __aenter__(self) -> AsyncSubscription[X]:
-        return self
+        return await self.open()
 
     async def __aexit__(
         self,

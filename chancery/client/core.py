@@ -444,6 +444,14 @@ class StreamInterrupted(TryAgainLater):
     """The stream ended, or could not be opened again; `after_s` is the server's delay."""
 
 
+class Started:
+    """Emitted once by `follow`, when the stream is open and its start is known: a
+    subscription without `after` starts "now", and this is when now was."""
+
+
+STARTED = Started()
+
+
 @dataclass
 class StreamState:
     """Where a subscription stands: the last SSE id received (pings included), and the
@@ -460,7 +468,9 @@ def follow(
     convert: Callable[[SseMessage], X | None],
 ) -> Plan[None]:
     """Emit `convert(message)` for each message with data (skipping None), reconnecting
-    after every drop with `Last-Event-ID`, until the caller stops iterating.
+    after every drop with `Last-Event-ID`, until the caller stops iterating. `STARTED` is
+    emitted first, once the stream's start is known (the API's first message carries it
+    as its id), so that a subscriber can tell when "from now on" began.
 
     httpx-sse hands out a message, with the last id seen, only once its blank line arrived;
     the id becomes the position then, so a connection lost in the middle of a message
@@ -475,9 +485,13 @@ def follow(
         backoff=REQUEST_BACKOFF,
         before_sleep=_announce(config, endpoint),
     )
+    started = False
     while True:
         try:
             while True:
+                if not started and state.last_id is not None:
+                    started = True
+                    yield Emit(STARTED)
                 sse: ServerSentEvent | None = yield NextMessage(response)
                 if sse is None:
                     why = "the API closed the stream"
@@ -486,6 +500,9 @@ def follow(
                     state.retry_s = sse.retry / 1000
                 if sse.id:
                     state.last_id = sse.id
+                if not started and (state.last_id is not None or sse.data):
+                    started = True
+                    yield Emit(STARTED)
                 if sse.data:
                     item = convert(SseMessage(event=sse.event, data=sse.data, id=sse.id or None))
                     if item is not None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
@@ -365,7 +365,7 @@ class Client:
         stepper = core.Stepper(plan)
         for item in self._drive(stepper):
             raise AssertionError(f"a call emitted {item!r}")
-        return stepper.result  # type: ignore[return-value]  # set once the plan returned
+        return cast(T, stepper.result)  # set once the plan returned
 
     def _drive(self, stepper: core.Stepper[Any]) -> Generator[Any, None, None]:
         streams = _Streams()
@@ -448,29 +448,40 @@ class Pages(Generic[P, I]):
 class Subscription(Generic[X]):
     """An open subscription: iterate it; it reconnects and resumes by itself. `position` is
     the last position it reached (pings included): pass it as `after` to resume later.
-    Close it (or leave its `with` block) to end the connection."""
 
-    def __init__(self, state: core.StreamState, items: Iterator[X]) -> None:
+    The connection opens when the `with` block is entered (or at the first `next`): without
+    `after`, the subscription starts with what is applied from then on. Close it (or leave
+    its `with` block) to end the connection."""
+
+    def __init__(self, state: core.StreamState, items: Generator[object, None, None]) -> None:
         self._state = state
         self._items = items
+        self._open = False
 
     @property
     def position(self) -> str | None:
         return self._state.last_id
 
+    def open(self) -> Subscription[X]:
+        """Connect now, if not connected yet (waits until the stream's start is known)."""
+        if not self._open:
+            self._open = True
+            first = next(self._items)
+            assert first is core.STARTED, first
+        return self
+
     def __iter__(self) -> Iterator[X]:
         return self
 
     def __next__(self) -> X:
-        return next(self._items)
+        self.open()
+        return cast(X, next(self._items))
 
     def close(self) -> None:
-        close = getattr(self._items, "close", None)
-        if close is not None:
-            close()
+        self._items.close()
 
     def __enter__(self) -> Subscription[X]:
-        return self
+        return self.open()
 
     def __exit__(
         self,
