@@ -111,10 +111,16 @@ class Services:
 
 @contextlib.contextmanager
 def running_services(
-    kafka_bootstrap: str, redis_url: str, workdir: Path, **settings: str
+    kafka_bootstrap: str,
+    redis_url: str,
+    workdir: Path,
+    *,
+    topic: str | None = None,
+    **settings: str,
 ) -> Iterator[Services]:
-    """The three services on a fresh topic and `redis_url` (a database of the test's own)."""
-    topic = f"e2e.proc.{uuid.uuid4().hex[:10]}"
+    """The three services on a fresh topic (unless named) and `redis_url` (a database of
+    the test's own)."""
+    topic = topic or f"e2e.proc.{uuid.uuid4().hex[:10]}"
     ensure_topics_blocking(
         kafka_bootstrap, chancery_topics(topic, f"{topic}.dlq", partitions=PARTITIONS)
     )
