@@ -572,16 +572,16 @@ def _open_stream(
     )
     try:
         response: httpx.Response = yield Send(request, stream=True)
+        media_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        if response.status_code == 200 and media_type == EVENT_STREAM:
+            return response
+        yield Drain(response)  # the refusal's body, to say why
     except httpx.TransportError as exc:
         reason = transport_reason(exc)
         if first:
             unreachable = ServiceUnreachable(service=endpoint.name, url=endpoint.url, reason=reason)
             raise _Retry(unreachable, budget_s=config.retry_for_s) from None
         raise StreamInterrupted(reason, after_s=state.retry_s) from None
-    media_type = response.headers.get("content-type", "").partition(";")[0].strip()
-    if response.status_code == 200 and media_type == EVENT_STREAM:
-        return response
-    yield Drain(response)
     if response.status_code == 200:
         raise UnexpectedAnswer(
             f"{endpoint.name} at {endpoint.url} answered {STREAM_PATH} with "
