@@ -4,7 +4,6 @@ this module performs its effects and gives every call a method, as sync.py does 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from types import TracebackType
@@ -47,8 +46,6 @@ T = TypeVar("T")
 X = TypeVar("X")
 P = TypeVar("P", bound=core.Page[Any])
 I = TypeVar("I")  # noqa: E741 - the item type of a page
-
-logger = logging.getLogger("chancery.client")
 
 
 class _Streams:

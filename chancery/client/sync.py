@@ -4,7 +4,6 @@ module performs its effects and gives every call a method."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import date, datetime
@@ -48,8 +47,6 @@ T = TypeVar("T")
 X = TypeVar("X")
 P = TypeVar("P", bound=core.Page[Any])
 I = TypeVar("I")  # noqa: E741 - the item type of a page
-
-logger = logging.getLogger("chancery.client")
 
 
 class _Streams:
