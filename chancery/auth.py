@@ -15,11 +15,14 @@ Pure code: no HTTP here. The services map `AuthenticationError` to 401 and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -106,34 +109,80 @@ def new_api_key(
     return key, record
 
 
+def key_id_of(text: str) -> str | None:
+    """The key id a key (`chk_<id>_<secret>`) carries, or `text` itself when it is an id."""
+    text = text.strip()
+    if match := _KEY_SHAPE.match(text):
+        return match.group(1)
+    return text if re.fullmatch(r"[0-9a-f]{12}", text) else None
+
+
+def read_keys(path: Path) -> list[StoredKey]:
+    """The keys stored in `path` (none when it does not exist)."""
+    if not path.exists():
+        return []
+    return _STORED_KEYS.validate_json(path.read_bytes())
+
+
 class KeyRing:
-    """The stored API keys, looked up by id."""
+    """The stored API keys, looked up by id.
+
+    `generation` counts the changes of a ring that follows its file (see
+    services/platform/keyfile.py); what is derived from a ring (a cache of verified
+    principals) is valid for one generation. A ring built in memory never changes.
+    """
 
     def __init__(self, keys: Iterable[StoredKey] = ()) -> None:
         self._by_id: dict[str, StoredKey] = {k.key_id: k for k in keys}
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
-        if not path.exists():
-            return cls()
-        return cls(_STORED_KEYS.validate_json(path.read_bytes()))
+        return cls(read_keys(path))
 
     def save(self, path: Path) -> None:
+        """Write the ring to `path` at once: a service re-reading the file meanwhile sees
+        the old ring or the new one, never half of it (a new file, renamed over the old)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_STORED_KEYS.dump_json(list(self._by_id.values()), indent=2))
-        path.chmod(0o600)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_STORED_KEYS.dump_json(list(self._by_id.values()), indent=2))
+            temporary.chmod(0o600)  # mkstemp made it 0600 already; say so anyway
+            temporary.replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
 
     def add(self, key: StoredKey) -> None:
         self._by_id[key.key_id] = key
 
+    def remove(self, key_id: str) -> StoredKey | None:
+        """Take a key out of the ring (revoke it); the key removed, if there was one."""
+        return self._by_id.pop(key_id, None)
+
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def __iter__(self) -> Iterator[StoredKey]:
+        return iter(list(self._by_id.values()))
+
+    @property
+    def generation(self) -> int:
+        return 0
+
+    def refresh(self) -> int:
+        """Take in changes to what the ring follows, if it follows anything; the generation."""
+        return self.generation
+
     def find(self, key_id: str) -> StoredKey | None:
         """The stored key with this id, if any (a session cookie names its key by id)."""
+        self.refresh()
         return self._by_id.get(key_id)
 
     def verify(self, presented: str, *, now: datetime) -> Principal:
+        self.refresh()
         match = _KEY_SHAPE.match(presented)
         stored = self._by_id.get(match.group(1)) if match else None
         expected = stored.sha256 if stored else _DUMMY_DIGEST

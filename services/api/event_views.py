@@ -3,21 +3,7 @@ whether it still counts, and where it sits in the log."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from .reader import EventReads, ReadResult, StoredEvent
-from .timeline_views import LoggedEvent
-
-
-class EventsBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    id: str
-    matches: list[LoggedEvent] = Field(
-        description="One per source that used this id; `retracted` marks those that no "
-        "longer count. Retractions themselves are events too and are found by their own id."
-    )
 
 
 async def events_by_id(

@@ -18,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from chancery.contract import Event, EventRef, EventRetracted, encode_event, event_key
+from chancery.answers import (
+    CountryRelationsBody,
+    RecordBody,
+    RecordItem,
+    RelationSort,
+    Retraction,
+    ScoreSeriesBody,
+)
+from chancery.contract import Event, EventRetracted, encode_event, event_key
 from chancery.domain import (
     DayBucket,
     RelationLedger,
@@ -39,32 +45,18 @@ from chancery.domain import (
 )
 from chancery.domain.ordering import occurred_of
 from chancery.domain.relations import Pair
-from chancery.domain.scores import Bucket, ScorePoint, count_periods, first_day, score_series
+from chancery.domain.scores import Bucket, count_periods, first_day, score_series
 
 from . import cursors
 from .params import invalid
 from .reader import ReadModelReader, ReadResult
-from .relation_views import RelationItem, RelationSort, item_of
+from .relation_views import item_of
 
 MAX_POINTS = 1000
 """Points one series may have: twenty years of weeks, eighty of months."""
 
 
 # --- the score series --------------------------------------------------------------------------
-
-
-class ScoreSeriesBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    pair: str = Field(description="The two codes, sorted, joined by `|`.")
-    parties: tuple[str, str]
-    bucket: Bucket
-    start: date = Field(description="`from`, else the day of the pair's first event.")
-    end: date = Field(description="`to`, else the day read on (today, or as_of).")
-    as_of: date | None
-    known_at: datetime | None
-    points: list[ScorePoint]
 
 
 async def _days(
@@ -120,39 +112,6 @@ async def score_series_of(
 
 
 # --- the record: the pair's events as known at a time, retracted ones marked --------------------
-
-
-class Retraction(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    event: EventRef = Field(description="The retraction.")
-    recorded_at: datetime | None = Field(description="When Chancery recorded the retraction.")
-    reason: str | None
-
-
-class RecordItem(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    occurred: str = Field(description="When it occurred, at the precision the source gave.")
-    recorded_at: datetime | None = Field(description="When Chancery recorded it.")
-    retracted: bool = Field(description="Retracted, as known at the time asked about.")
-    retraction: Retraction | None = Field(description="The retraction, when retracted.")
-    event: dict[str, Any] = Field(description="The CloudEvent (its canonical JSON).")
-
-
-class RecordBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    pair: str
-    parties: tuple[str, str]
-    as_of: date | None
-    known_at: datetime | None
-    order: Literal["asc", "desc"]
-    total: int = Field(description="Events in the whole record (every page).")
-    retracted: int = Field(description="How many of them are retracted.")
-    items: list[RecordItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 def _retractions(events: list[Event]) -> dict[str, EventRetracted]:
@@ -248,18 +207,6 @@ async def record_of(
 
 
 # --- a country's relations on a day, as known at a time -----------------------------------------
-
-
-class CountryRelationsBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    country: str
-    as_of: date = Field(description="The day the relations are read on (today unless as_of).")
-    known_at: datetime | None
-    sort: RelationSort
-    order: Literal["asc", "desc"]
-    items: list[RelationItem] = Field(description="Every partner with a relation on that day.")
 
 
 def _has_any(state: RelationState) -> bool:

@@ -11,84 +11,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from chancery.contract import EnvoyAppointed, EventRef, Person, When
-from chancery.domain import Itinerary, LegStatus, Trip, TripStatus, fold_itinerary
+from chancery.answers import (
+    AppointmentBody,
+    Direction,
+    ItineraryBody,
+    PersonBody,
+    TripSummary,
+    VisitBody,
+)
+from chancery.contract import EnvoyAppointed, Person
+from chancery.domain import Itinerary, Trip, fold_itinerary
 
 from . import cursors
 from .params import invalid
-from .reader import Direction, Page, PeopleReads, ReadResult, VisitEntry, VisitQuery
-
-
-class ItineraryBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    person_id: str
-    person: Person | None = Field(description="As the latest trip event names them.")
-    as_of: date | None
-    known_at: datetime | None
-    trips: tuple[Trip, ...]
-
-
-class VisitBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    when: str | None = Field(description="The leg's best-known dates: started, else planned.")
-    country: str = Field(description="Where the leg goes.")
-    city: str | None
-    direction: Direction = Field(
-        description="`to`: a visit to the queried country; `from`: a visit abroad by its people."
-    )
-    leg_status: LegStatus
-    trip_id: str
-    trip_status: TripStatus
-    traveller: Person
-    purpose: str | None
-
-
-class VisitsBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    country: str
-    items: list[VisitBody]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page. A page may hold fewer items than "
-        "`limit` when `status` filters: follow the cursor until it is null."
-    )
-
-
-class AppointmentBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    role: str
-    appointed_by: str
-    occurred: When
-    previous_roles: tuple[str, ...]
-    mandate: str | None
-    event: EventRef
-
-
-class TripSummary(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    trip_id: str
-    status: TripStatus
-    planned: When | None
-    destinations: tuple[str, ...]
-    purpose: str | None
-
-
-class PersonBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    id: str
-    person: Person | None
-    appointments: list[AppointmentBody]
-    trips: list[TripSummary]
+from .reader import Page, PeopleReads, ReadResult, VisitEntry, VisitQuery
 
 
 def _latest_traveller(trips: list[Trip]) -> Person | None:

@@ -6,8 +6,10 @@ measurable share of a read answered from cache, so the principal it yields is ke
 exact header value, for `ttl_s` seconds at most, and never past the credential's expiry:
 it is kept only if the credential also verifies at the end of that window (a key or token
 valid then is valid all along, since expiry only comes once), so a credential that expires
-within the window is verified on every request. Failures are never kept. The key ring is
-loaded once at start, so there is no revocation for a kept principal to miss.
+within the window is verified on every request. Failures are never kept. Every kept
+principal belongs to one generation of the key ring: when the keys file changes (a key
+created or revoked), the ring's generation moves and nothing kept before counts any more, so
+a revoked key is refused from its next request on.
 
 The window is checked against the `now` each request is authenticated at (the app's
 clock), not a cache timer, so the cache itself is a plain LRU.
@@ -30,6 +32,7 @@ class _Kept(NamedTuple):
     principal: Principal
     since: datetime
     until: datetime
+    generation: int
 
 
 class VerifiedPrincipals:
@@ -48,9 +51,10 @@ class VerifiedPrincipals:
         """`Authenticator.authenticate`, from what was verified recently when still valid."""
         if authorization is None or not self.authenticator.enabled:
             return self.authenticator.authenticate(authorization, now=now)
+        generation = self.authenticator.keys.refresh()
         kept = self._kept.get(authorization)
         if kept is not None:
-            if kept.since <= now < kept.until:
+            if kept.since <= now < kept.until and kept.generation == generation:
                 return kept.principal
             del self._kept[authorization]
         principal = self.authenticator.authenticate(authorization, now=now)
@@ -59,5 +63,5 @@ class VerifiedPrincipals:
             self.authenticator.authenticate(authorization, now=until)
         except AuthenticationError:
             return principal  # expires within the window: not kept
-        self._kept[authorization] = _Kept(principal, now, until)
+        self._kept[authorization] = _Kept(principal, now, until, generation)
         return principal

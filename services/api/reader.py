@@ -22,6 +22,7 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Generic, Literal, Protocol, TypeVar
 
+from chancery.answers import Direction
 from chancery.contract import Event
 from chancery.domain import PairLedger, Trip
 from chancery.domain.relations import Pair
@@ -30,7 +31,6 @@ from chancery.positions import Position
 T = TypeVar("T")
 
 TimelineKind = Literal["pair", "country"]
-Direction = Literal["to", "from"]
 
 
 # --- where a read stands ----------------------------------------------------------------------

@@ -13,21 +13,10 @@ Three ways to one `RelationState`, all through the domain's code:
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from chancery.contract import EventRef
-from chancery.domain import (
-    Climate,
-    ContactView,
-    PartnershipView,
-    RelationLedger,
-    RelationState,
-    Status,
-    fold_relation,
-    view,
-)
+from chancery.answers import RelationBody, RelationItem, RelationSort
+from chancery.domain import RelationLedger, RelationState, fold_relation, view
 from chancery.domain.relations import Pair
 
 from . import cursors
@@ -35,54 +24,6 @@ from .body_cache import BodyCache
 from .params import invalid
 from .reader import Page, ReadResult, RelationReads
 from .representation import payload_of
-
-RelationSort = Literal["score", "last_contact", "event_count"]
-
-
-class RelationItem(BaseModel):
-    """The state of the relation between two actors."""
-
-    model_config = ConfigDict(frozen=True)
-
-    pair: str = Field(description="The two codes, sorted, joined by `|`.")
-    parties: tuple[str, str]
-    as_of: date = Field(description="The day the state is read on (today unless as_of).")
-    known_at: datetime | None = Field(
-        None, description="Set when the answer is what Chancery knew at that time."
-    )
-    status: Status = Field(description="Diplomatic status; `unknown` when no event says.")
-    status_since: str | None = Field(description="When the current status began.")
-    status_events: tuple[EventRef, ...] = Field(description="The events behind the status.")
-    mediator: str | None
-    partnership: PartnershipView | None
-    score: float = Field(description="Decayed mean Goldstein value of the pair's events.")
-    climate: Climate
-    event_count: int
-    quad_counts: dict[str, int] = Field(
-        description="Events per CAMEO quad class: 1 verbal cooperation, 2 material "
-        "cooperation, 3 verbal conflict, 4 material conflict."
-    )
-    last_contact: ContactView | None
-    next_contact: ContactView | None
-
-
-class RelationBody(RelationItem):
-    """The state of the relation between two actors, and the position it reflects."""
-
-    position: str = Field(
-        "", description="The position token the answer reflects (see Chancery-Position)."
-    )
-
-
-class RelationListBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    country: str
-    sort: RelationSort
-    order: Literal["asc", "desc"]
-    items: list[RelationItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 def _fields(state: RelationState, known_at: datetime | None) -> dict[str, Any]:

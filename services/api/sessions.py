@@ -6,8 +6,9 @@ browser. The cookie is `v1.<key id>.<expiry>.<mac>`: the MAC is an HMAC-SHA256 o
 three parts, keyed by the stored digest of that key (and `CHANCERY_SESSION_SECRET` when set).
 So:
 - any API process with the same keys file accepts it, with no shared session store;
-- removing the key from the keys file (and restarting, as for the key itself) ends every
-  session it opened, and a key's own expiry bounds its sessions;
+- revoking the key (`chancery keys revoke`) ends every session it opened within about a
+  second, as it ends the key itself (the ring follows the keys file), and a key's own expiry
+  bounds its sessions;
 - without the secret, a copy of the keys file would let one forge a session (it could not
   give the key itself): set `CHANCERY_SESSION_SECRET` where the keys file is not private.
 

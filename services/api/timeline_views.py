@@ -10,35 +10,14 @@ that holds them, with their position in the log.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from chancery import keyspace
+from chancery.answers import LoggedEvent, TimelineBody
 from chancery.positions import Position
 
 from . import cursors
 from .params import invalid
 from .reader import Page, ReadResult, StoredEvent, TimelineEntry, TimelineQuery, TimelineReads
-
-
-class LoggedEvent(BaseModel):
-    """An event as the log holds it (with `recordedtime` and `partitionkey`), and where."""
-
-    model_config = ConfigDict(frozen=True)
-
-    log_position: str = Field(description="Where the event sits in the log (a position token).")
-    retracted: bool = Field(False, description="A later event retracted it: it counts no more.")
-    event: dict[str, Any] = Field(description="The CloudEvent, as stored in the log.")
-
-
-class TimelineBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    position: str = ""
-    timeline: str = Field(description="`pair:CHN|USA` or `country:CHN`.")
-    items: list[LoggedEvent]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 def logged(topic: str, stored: StoredEvent) -> LoggedEvent:

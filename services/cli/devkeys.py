@@ -1,4 +1,5 @@
-"""API keys on this machine: create one, and the development key `make run` prints."""
+"""API keys on this machine: create and revoke them, and the development key `make run`
+prints. Running services follow the keys file: a change counts there within seconds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from chancery.auth import (
     AuthenticationError,
     KeyRing,
     Scope,
+    StoredKey,
+    key_id_of,
     new_api_key,
     utcnow,
 )
@@ -23,6 +26,23 @@ def create_key(keys_file: Path, name: str, scopes: Iterable[Scope]) -> str:
     ring.add(record)
     ring.save(keys_file)
     return key
+
+
+def revoke_key(keys_file: Path, key: str) -> StoredKey | None:
+    """Take the key out of the keys file: `key` is its id, or the key itself. The key
+    removed, or None when the file holds no such key (or `key` names none)."""
+    key_id = key_id_of(key)
+    if key_id is None:
+        return None
+    ring = KeyRing.load(keys_file)
+    removed = ring.remove(key_id)
+    if removed is not None:
+        ring.save(keys_file)
+    return removed
+
+
+def list_keys(keys_file: Path) -> list[StoredKey]:
+    return sorted(KeyRing.load(keys_file), key=lambda k: (k.created, k.key_id))
 
 
 def ensure_dev_key(keys_file: Path, dev_key_file: Path) -> str:

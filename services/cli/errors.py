@@ -9,12 +9,34 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-import httpx
 import typer
+
+from chancery.client.errors import (
+    ChanceryError,
+    Forbidden,
+    NotFound,
+    ProblemError,
+    ServiceUnavailable,
+    ServiceUnreachable,
+    Unauthorized,
+    failure_reason,
+    transport_reason,
+)
+from chancery.client.errors import explanation as problem_detail
+
+__all__ = [
+    "BadInput",
+    "CliError",
+    "ServiceDown",
+    "failure_reason",
+    "problem_detail",
+    "refusal",
+    "reported",
+    "transport_reason",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,47 +67,23 @@ class ServiceDown(CliError):
         self.url = url
 
 
-def failure_reason(exc: BaseException) -> str:
-    """A short reason for a failure to reach a server: "connection refused", "timed out"...
-
-    Walks the exception's causes: clients wrap the socket error in their own types.
-    """
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == 111:
-            return "connection refused"
-        if isinstance(seen, socket.gaierror):
-            return "unknown host"
-        if isinstance(seen, TimeoutError | httpx.TimeoutException):
-            return "timed out"
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "refused" in text.lower() or "errno 111" in text.lower() or "error 111" in text.lower():
-        return "connection refused"
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-def transport_reason(exc: httpx.TransportError) -> str:
-    """A short reason for a transport failure ("connection refused", "timed out")."""
-    reason = failure_reason(exc)
-    if isinstance(exc, httpx.ConnectError) and reason.startswith("ConnectError"):
-        return "cannot connect"
-    return reason
-
-
-def problem_detail(response: httpx.Response, *, limit: int = 300) -> str:
-    """The `detail` (else `title`) of a problem+json answer, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("detail", "title", "message"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value[:limit]
-    text = " ".join(response.text.split())
-    return text[:limit] or response.reason_phrase
+def refusal(exc: ChanceryError, *, not_found: str | None = None) -> CliError:
+    """The one line a failure of a call to ingest or the API means to an operator."""
+    service, url = exc.service, exc.url
+    if isinstance(exc, ServiceUnreachable):
+        return ServiceDown(service, url, exc.reason)
+    if isinstance(exc, ServiceUnavailable):
+        return ServiceDown(service, url, f"unavailable (503): {exc.explanation}")
+    if isinstance(exc, Unauthorized | Forbidden):
+        return CliError(
+            f"{service} at {url} refused the API key ({exc.status}): {exc.explanation} "
+            "(see --key-file / CHANCERY_KEY)"
+        )
+    if isinstance(exc, NotFound) and not_found:
+        return CliError(f"{not_found} ({service} at {url}: {exc.explanation})")
+    if isinstance(exc, ProblemError):
+        return CliError(f"{service} at {url} answered {exc.status}: {exc.explanation}")
+    return CliError(exc.message)
 
 
 def reported(command: Callable[P, R]) -> Callable[P, R]:
@@ -98,6 +96,10 @@ def reported(command: Callable[P, R]) -> Callable[P, R]:
         except CliError as exc:
             typer.echo(f"chancery: {exc.message}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except ChanceryError as exc:
+            failure = refusal(exc)
+            typer.echo(f"chancery: {failure.message}", err=True)
+            raise typer.Exit(failure.exit_code) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:

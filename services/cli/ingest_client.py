@@ -1,12 +1,12 @@
-"""Sending batches of events to ingest's batch endpoint, as a well-behaved client.
+"""Sending batches of events to ingest for `import` and `load seeds`: chancery.client posts
+them, this module says what each outcome means to an operator.
 
 - A batch is all or nothing on ingest's side. Refused as a whole (409 conflict, 413 too
   large, 422 invalid), it is returned as `BatchRefused` for the caller to report.
-- 503 (Kafka or Redis unavailable) and 502/504/429 are retried (tenacity), waiting as long
-  as `Retry-After` says when it says, else with exponential backoff and jitter; transport
-  failures (connection lost, timeout) likewise. Retrying is safe: ingest is idempotent on
-  (source, id), and after a 503 "the same request appends only what is missing". Rather
-  than wait past `retry_for_s` in all, `ServiceDown`.
+- 503 (Kafka or Redis unavailable), 502/504/429 and lost connections are retried by the
+  client, after the `Retry-After` ingest sends, else with backoff and jitter; retrying is
+  safe (ingest is idempotent on (source, id)). Rather than wait past `retry_for_s` in all,
+  `ServiceDown`.
 - 401/403: the key is wrong for every batch: `CliError` at once.
 
 `transport` is httpx's port: tests pass an `httpx.MockTransport`, and a `sleep` that only
@@ -15,34 +15,27 @@ records how long it was asked to wait.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from chancery.positions import InvalidPositionError, Position
-from services.platform.retrying import (
-    ServerDelayOrBackoff,
-    StopBeforeWaitingLongerThan,
-    TryAgainLater,
-    failure_of,
+from chancery.client import (
+    Client,
+    Forbidden,
+    ProblemError,
+    ServiceUnreachable,
+    Unauthorized,
+    UnexpectedAnswer,
 )
+from chancery.client.core import RETRY_STATUSES
+from chancery.positions import InvalidPositionError, Position
 
-from .errors import CliError, ServiceDown, problem_detail, transport_reason
+from .errors import CliError, ServiceDown
 
 logger = logging.getLogger(__name__)
-
-BATCH_PATH = "/v1/events/batch"
-BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-FIRST_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
-MAX_RETRY_AFTER_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -62,25 +55,8 @@ class BatchRefused:
 BatchResult = BatchAccepted | BatchRefused
 
 
-def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delay-seconds or an HTTP date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_S)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    delay = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(delay, 0.0), MAX_RETRY_AFTER_S)
-
-
 class IngestClient:
-    """POSTs batches to ingest. Use as a context manager (it owns an httpx client)."""
+    """POSTs batches to ingest. Use as a context manager (it owns a client)."""
 
     def __init__(
         self,
@@ -94,15 +70,16 @@ class IngestClient:
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout_s,
+        notice = on_wait or (lambda message: logger.warning("%s", message))
+        self._client = Client(
+            ingest_url=base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            retry_for_s=retry_for_s,
+            on_retry=lambda waiting: notice(str(waiting)),
             transport=transport,
+            sleep=sleep,
         )
-        self._retry_for_s = retry_for_s
-        self._sleep = sleep
-        self._on_wait = on_wait or (lambda message: logger.warning("%s", message))
 
     def __enter__(self) -> IngestClient:
         return self
@@ -113,61 +90,27 @@ class IngestClient:
     def check_reachable(self) -> None:
         """Fail fast, before reading any file, when nothing answers at the URL."""
         try:
-            self._client.get("/healthz", timeout=5.0)
-        except httpx.TransportError as exc:
-            raise ServiceDown("ingest", self.base_url, transport_reason(exc)) from None
+            self._client.ping("ingest")
+        except ServiceUnreachable as exc:
+            raise ServiceDown("ingest", self.base_url, exc.reason) from None
 
     def send(self, payloads: Sequence[bytes]) -> BatchResult:
-        """POST one batch (each payload one event's JSON); retry what can be retried."""
-        body = b"[" + b",".join(payloads) + b"]"
-        retrying = Retrying(
-            retry=retry_if_exception_type(TryAgainLater),
-            wait=ServerDelayOrBackoff(first_s=FIRST_BACKOFF_S, longest_s=MAX_BACKOFF_S),
-            stop=StopBeforeWaitingLongerThan(self._retry_for_s),
-            sleep=self._sleep,
-            before_sleep=self._announce_retry,
-            retry_error_callback=self._give_up,
-        )
-        return retrying(self._post, body, len(payloads))
-
-    def _post(self, body: bytes, events: int) -> BatchResult:
-        """One attempt: the answer, or `TryAgainLater` for what is worth retrying."""
+        """POST one batch (each payload one event's JSON); the client retries what may pass."""
         try:
-            response = self._client.post(
-                BATCH_PATH, content=body, headers={"Content-Type": BATCH_MEDIA_TYPE}
-            )
-        except httpx.TransportError as exc:
-            raise TryAgainLater(transport_reason(exc)) from None
-        if response.status_code == 202:
-            return _accepted(response, events)
-        if response.status_code in {401, 403}:
+            accepted = self._client.post(list(payloads))
+        except (Unauthorized, Forbidden) as exc:
             raise CliError(
-                f"ingest at {self.base_url} refused the API key "
-                f"({response.status_code}): {problem_detail(response)}"
-            )
-        if response.status_code in RETRY_STATUSES:
-            raise TryAgainLater(
-                f"{response.status_code}: {problem_detail(response)}",
-                after_s=retry_after_s(response.headers.get("retry-after")),
-            )
-        return BatchRefused(response.status_code, _refusal(response))
-
-    def _announce_retry(self, retry_state: RetryCallState) -> None:
-        self._on_wait(
-            f"ingest: {_reason(retry_state)}; retrying in {retry_state.upcoming_sleep:.1f} s"
-        )
-
-    def _give_up(self, retry_state: RetryCallState) -> BatchResult:
-        raise ServiceDown(
-            "ingest",
-            self.base_url,
-            f"still failing after {retry_state.idle_for:.0f} s ({_reason(retry_state)})",
-        )
-
-
-def _reason(retry_state: RetryCallState) -> str:
-    failure = failure_of(retry_state)
-    return failure.reason if isinstance(failure, TryAgainLater) else repr(failure)
+                f"ingest at {self.base_url} refused the API key ({exc.status}): {exc.explanation}"
+            ) from None
+        except (ServiceUnreachable, ProblemError) as exc:
+            if isinstance(exc, ProblemError) and exc.status not in RETRY_STATUSES:
+                return BatchRefused(exc.status, _refusal(exc))
+            raise ServiceDown(
+                "ingest", self.base_url, f"still failing after {exc.waited_s:.0f} s ({exc.reason})"
+            ) from None
+        except UnexpectedAnswer as exc:
+            raise CliError(exc.message) from None
+        return BatchAccepted(len(payloads), accepted.position, accepted.appended)
 
 
 def merge_positions(a: str | None, b: str | None) -> str | None:
@@ -180,34 +123,19 @@ def merge_positions(a: str | None, b: str | None) -> str | None:
         return b
 
 
-def _accepted(response: httpx.Response, count: int) -> BatchAccepted:
-    try:
-        body = response.json()
-    except ValueError:
-        return BatchAccepted(count, None)
-    if not isinstance(body, dict):
-        return BatchAccepted(count, None)
-    position = body.get("position")
-    appended = response.headers.get("chancery-appended", "")
-    new = int(appended) if appended.isdigit() else None
-    return BatchAccepted(count, position if isinstance(position, str) else None, new)
-
-
-def _refusal(response: httpx.Response) -> str:
+def _refusal(problem: ProblemError) -> str:
     """The problem's detail and its first few per-event errors, on one line."""
-    message = f"{response.status_code} {response.reason_phrase}: {problem_detail(response)}"
-    try:
-        errors = response.json().get("errors")
-    except (ValueError, AttributeError):
-        errors = None
-    if isinstance(errors, list) and errors:
+    phrase = httpx.codes.get_reason_phrase(problem.status)
+    message = f"{problem.status} {phrase}: {problem.explanation}"
+    errors = problem.errors
+    if errors:
         shown = []
         for error in errors[:3]:
-            if isinstance(error, dict):
-                where = error.get("index", "?")
-                what = error.get("message") or error.get("msg") or error
-                field = error.get("field")
-                shown.append(f"#{where}{' ' + str(field) if field else ''}: {what}")
+            where = error.index if error.index is not None else "?"
+            extra = error.model_extra or {}
+            what = error.message or extra.get("msg") or error.model_dump(exclude_none=True)
+            field = f" {error.field}" if error.field else ""
+            shown.append(f"#{where}{field}: {what}")
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
         message += " [" + "; ".join(shown) + more + "]"
     return message

@@ -25,7 +25,6 @@ from chancery.auth import (
     AuthenticationError,
     Authenticator,
     JwtVerifier,
-    KeyRing,
     PermissionDeniedError,
     Principal,
     utcnow,
@@ -35,6 +34,8 @@ from chancery.auth import (
 )
 from chancery.observability import correlation_id
 from chancery.settings import AuthSettings
+
+from .keyfile import WatchedKeyRing
 
 logger = logging.getLogger(__name__)
 
@@ -221,12 +222,15 @@ def scope_dependency(
 
 
 def authenticator_from(settings: AuthSettings) -> Authenticator:
-    """The authenticator a service's settings describe (keys file, optional JWT secret)."""
+    """The authenticator a service's settings describe (keys file, optional JWT secret).
+
+    The keys file is followed: a key created or revoked while the service runs counts
+    within about a second (services/platform/keyfile.py)."""
     # An empty CHANCERY_JWT_SECRET means "no JWTs", not an empty HMAC key.
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     secret = secret or None
     return Authenticator(
-        keys=KeyRing.load(settings.api_keys_file),
+        keys=WatchedKeyRing(settings.api_keys_file),
         jwt=JwtVerifier(secret, settings.jwt_issuer, settings.jwt_audience) if secret else None,
         enabled=settings.auth_enabled,
     )

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from chancery.answers import EventsBody
 from services.api import event_views, params, timeline_views
-from services.api.event_views import EventsBody
 from services.api.examples import EVENT_EXAMPLE, ok
 from services.api.representation import represent
 from services.platform.web import Problem

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from chancery.answers import CountryRelationsBody, RecordBody, RelationSort, ScoreSeriesBody
 from services.api import history, params
 from services.api.examples import ok
 from services.api.examples_history import (
@@ -15,8 +16,6 @@ from services.api.examples_history import (
     RECORD_EXAMPLE,
     SCORE_SERIES_EXAMPLE,
 )
-from services.api.history import CountryRelationsBody, RecordBody, ScoreSeriesBody
-from services.api.relation_views import RelationSort
 from services.api.representation import represent
 
 from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read, page_size

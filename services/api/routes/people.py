@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from chancery.answers import Direction, ItineraryBody, PersonBody, VisitsBody
 from services.api import params, people_views
 from services.api.examples import ITINERARY_EXAMPLE, PERSON_EXAMPLE, VISITS_EXAMPLE, ok
-from services.api.people_views import ItineraryBody, PersonBody, VisitsBody
-from services.api.reader import Direction
 from services.api.representation import represent
 from services.platform.web import Problem
 

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
+from chancery.answers import RelationBody, RelationListBody, RelationSort, TimelineBody
 from services.api import params, relation_views, timeline_views
 from services.api.context import ApiContext
 from services.api.examples import RELATION_EXAMPLE, RELATION_LIST_EXAMPLE, TIMELINE_EXAMPLE, ok
 from services.api.reader import TimelineQuery
-from services.api.relation_views import RelationBody, RelationListBody, RelationSort
 from services.api.representation import represent, represent_payload
-from services.api.timeline_views import TimelineBody
 
 from .common import (
     CONSISTENCY,

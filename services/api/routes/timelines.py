@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
+from chancery.answers import TimelineBody
 from services.api import params
 from services.api.examples import TIMELINE_EXAMPLE, ok
-from services.api.timeline_views import TimelineBody
 
 from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read
 from .relations import FromDay, Order, ToDay, TypeFilter, timeline_response

@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from services.cli import settings as cli_settings
-from services.cli.errors import BadInput, reported
+from services.cli.errors import BadInput, refusal, reported
 from services.cli.options import ApiUrl, JsonOut, KeyFile, stderr, stdout
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import RenderableType
+
+    from chancery.client import Client
+
+T = TypeVar("T")
+
+READ_TIMEOUT_S = 15.0
+POSITION_WAIT_S = 60.0
+"""How long `--min-position` keeps asking while the API answers it is not applied yet."""
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -53,18 +62,11 @@ MinPosition = Annotated[
 ]
 
 
-def _as_of_params(
-    as_of: datetime | None, known_at: str | None, min_position: str | None
-) -> dict[str, str]:
-    params: dict[str, str] = {"min_position": min_position} if min_position else {}
-    if as_of is not None:
-        params["as_of"] = as_of.date().isoformat()
-    if (known := _known_at(known_at)) is not None:
-        params["known_at"] = known
-    return params
+def _moment(as_of: datetime | None, known_at: str | None) -> tuple[date | None, datetime | None]:
+    return (as_of.date() if as_of is not None else None), _known_at(known_at)
 
 
-def _known_at(value: str | None) -> str | None:
+def _known_at(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -75,7 +77,7 @@ def _known_at(value: str | None) -> str | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
+    return moment
 
 
 @reported
@@ -94,13 +96,14 @@ def relation(
     from services.cli import render
 
     first, second = _actor_code(a), _actor_code(b)
-    body = _ask_api(
-        f"/v1/relations/{first}/{second}",
-        params=_as_of_params(as_of, known_at, min_position),
-        api_url=api_url,
-        key_file=key_file,
-    )
-    _print_answer(body, render.relation, json_out=json_out)
+    day, moment = _moment(as_of, known_at)
+    with _api_client(api_url, key_file) as client:
+        body = _asked(
+            lambda: client.relation(
+                first, second, as_of=day, known_at=moment, min_position=min_position
+            )
+        )
+    _print_answer(_as_sent(body), render.relation, json_out=json_out)
 
 
 @reported
@@ -121,36 +124,43 @@ def itinerary(
         raise BadInput(
             f"{person!r} is not a person id (lowercase words joined by hyphens, like li-hui)"
         )
-    body = _ask_api(
-        f"/v1/itineraries/{person}",
-        params=_as_of_params(as_of, known_at, min_position),
-        api_url=api_url,
-        key_file=key_file,
-        not_found=f"no itinerary for {person!r}",
-    )
-    _print_answer(body, render.itinerary, json_out=json_out)
+    day, moment = _moment(as_of, known_at)
+    with _api_client(api_url, key_file) as client:
+        body = _asked(
+            lambda: client.itinerary(person, as_of=day, known_at=moment, min_position=min_position),
+            not_found=f"no itinerary for {person!r}",
+        )
+    _print_answer(_as_sent(body), render.itinerary, json_out=json_out)
 
 
-def _ask_api(
-    path: str,
-    *,
-    params: dict[str, str],
-    api_url: str | None,
-    key_file: Path | None,
-    not_found: str | None = None,
-) -> dict[str, Any]:
-    """The API's answer; with `min_position`, a 504 is asked again for a while."""
-    from services.cli.remote import POSITION_WAIT_S, get_json
+def _api_client(api_url: str | None, key_file: Path | None) -> Client:
+    """The API's client as the read commands use it: a failure is reported at once (an
+    operator runs the command again), but a `min_position` not yet applied (504) is asked
+    again for a while."""
+    from chancery.client import Client
 
-    return get_json(
-        "API",
-        cli_settings.api_url(api_url),
-        path,
+    return Client(
+        api_url=cli_settings.api_url(api_url),
         api_key=cli_settings.api_key(key_file),
-        params=params,
-        not_found=not_found,
-        wait_s=POSITION_WAIT_S if "min_position" in params else 0.0,
+        timeout_s=READ_TIMEOUT_S,
+        retry_for_s=0,
+        position_wait_s=POSITION_WAIT_S,
     )
+
+
+def _asked(ask: Callable[[], T], *, not_found: str | None = None) -> T:
+    from chancery.client import ChanceryError
+
+    try:
+        return ask()
+    except ChanceryError as exc:
+        raise refusal(exc, not_found=not_found) from None
+
+
+def _as_sent(body: BaseModel) -> dict[str, Any]:
+    """An answer as the API sent it: its position first, then the body's fields in order."""
+    fields = body.model_dump(mode="json", exclude={"position"})
+    return {"position": getattr(body, "position", ""), **fields}
 
 
 def _print_answer(
@@ -200,48 +210,48 @@ def tail(
     key_file: KeyFile = None,
 ) -> None:
     """Follow the live stream of applied events; reconnects and resumes where it stopped."""
+    from chancery.client import ChanceryError, Client
     from chancery.domain import actors_of
     from services.cli.render import event_line, event_of
-    from services.cli.stream import StreamFollower
 
     wanted_types = {_event_type(t) for t in types or []}
     wanted_countries = {_actor_code(c) for c in countries or []}
-    params = [("type", t) for t in sorted(wanted_types)]
-    params += [("country", c) for c in sorted(wanted_countries)]
     err = stderr()
     out = stdout()
-    url = cli_settings.api_url(api_url)
-    follower = StreamFollower(
-        url,
-        cli_settings.api_key(key_file),
-        params=params,
-        last_event_id=start,
-        on_notice=lambda message: err.print(f"[yellow]{message}[/]"),
+    client = Client(
+        api_url=cli_settings.api_url(api_url),
+        api_key=cli_settings.api_key(key_file),
+        retry_for_s=0,  # the first connection failing is the operator's to fix; later ones pass
+        on_retry=lambda notice: err.print(f"[yellow]{notice}[/]"),
     )
     shown = 0
-    messages = follower.follow()
-    try:
-        for message in messages:
-            if message.event in {"ping", "keepalive", "heartbeat"}:
-                continue
-            try:
-                payload = json.loads(message.data)
-            except ValueError:
-                payload = None
-            event = event_of(payload)
-            # The API filters; filtering here too keeps the promise whatever it supports.
-            if event is not None and (
-                (wanted_types and event.type not in wanted_types)
-                or (wanted_countries and not wanted_countries & actors_of(event))
-            ):
-                continue
-            if json_out:
-                typer.echo(json.dumps({"id": message.id, "data": payload}, ensure_ascii=False))
-            else:
-                out.print(event_line(message.id, message.data))
-            shown += 1
-            if limit is not None and shown >= limit:
-                break
-    finally:
-        messages.close()  # ends the open request before the client goes
-        follower.close()
+    with (
+        client,
+        client.stream(
+            types=sorted(wanted_types), countries=sorted(wanted_countries), after=start
+        ) as messages,
+    ):
+        try:
+            for message in messages:
+                if message.event in {"ping", "keepalive", "heartbeat"}:
+                    continue
+                try:
+                    payload = json.loads(message.data)
+                except ValueError:
+                    payload = None
+                event = event_of(payload)
+                # The API filters; filtering here too keeps the promise whatever it supports.
+                if event is not None and (
+                    (wanted_types and event.type not in wanted_types)
+                    or (wanted_countries and not wanted_countries & actors_of(event))
+                ):
+                    continue
+                if json_out:
+                    typer.echo(json.dumps({"id": message.id, "data": payload}, ensure_ascii=False))
+                else:
+                    out.print(event_line(message.id, message.data))
+                shown += 1
+                if limit is not None and shown >= limit:
+                    break
+        except ChanceryError as exc:
+            raise refusal(exc) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,8 @@ from chancery.auth import (
     new_api_key,
 )
 from services.api.principals import VerifiedPrincipals
+from services.platform.keyfile import WatchedKeyRing
+from tests.unit.test_keyfile import Clock
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +76,18 @@ def test_failures_are_not_kept() -> None:
         with pytest.raises(AuthenticationError):
             principals.authenticate("Bearer chk_000000000000_" + "x" * 43, now=NOW)
     assert auth.calls == 3
+
+
+def test_a_kept_key_is_refused_as_soon_as_the_keys_file_drops_it(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    key, record = new_api_key("reader", [Scope.EVENTS_READ], now=NOW)
+    KeyRing([record]).save(keys_file)
+    clock = Clock()
+    auth = Authenticator(WatchedKeyRing(keys_file, clock=clock), None)
+    principals = VerifiedPrincipals(auth, ttl_s=30)
+    header = f"Bearer {key}"
+    principals.authenticate(header, now=NOW)  # verified, and kept for 30 s
+    KeyRing().save(keys_file)  # `chancery keys revoke`
+    clock.now += 1.0  # the ring looks at the file again
+    with pytest.raises(AuthenticationError):
+        principals.authenticate(header, now=NOW + timedelta(seconds=2))

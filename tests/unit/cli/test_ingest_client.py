@@ -1,4 +1,5 @@
-"""The batch sender against httpx's MockTransport: retries, Retry-After, refusals."""
+"""The CLI's batch sender (chancery.client underneath) against httpx's MockTransport:
+retries, Retry-After, refusals, and what each means to an operator."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from chancery.client.retrying import retry_after_s
 from services.cli.errors import CliError, ServiceDown
 from services.cli.ingest_client import (
     BatchAccepted,
     BatchRefused,
     IngestClient,
     merge_positions,
-    retry_after_s,
 )
 
 pytestmark = pytest.mark.unit
