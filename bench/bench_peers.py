@@ -32,7 +32,9 @@ What makes it fair:
   two actors of a coded event, so neither peer repartitions.
 - A peer's rate counts from its first processed event to its last (N - 1 events over that
   time), timed inside the peer; its CPU per event is its process's CPU time (every thread,
-  from /proc/self/stat) over the same span. Ours: the projector process's CPU (from /proc)
+  from /proc/self/stat) over the same span. Both peers keep their state in a write cache
+  between commits, so their last commit (one value per pair, about 120) falls after that
+  span; the projector's last write is inside its own. Ours: the projector process's CPU (from /proc)
   plus redis-server's, since a peer's state store runs inside the peer.
 - The work is checked: each peer writes out its state store's contents after the run, and
   they must equal, pair by pair, the counts computed directly from the same events with
@@ -101,7 +103,7 @@ def check_state(name: str, state: Counts, expected: Counts) -> None:
     wrong = sorted(p for p in state.keys() | expected.keys() if state.get(p) != expected.get(p))
     shown = ", ".join(f"{p}: {state.get(p)} not {expected.get(p)}" for p in wrong[:5])
     raise RuntimeError(
-        f"{name}'s store differs from the direct count on {len(wrong)} pairs: {shown}"
+        f"{name}: its store differs from the direct count on {len(wrong)} pairs: {shown}"
     )
 
 

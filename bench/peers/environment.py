@@ -35,11 +35,16 @@ COMPLETE = ".complete"
 
 def quix_python() -> Path:
     """The Python of the Quix Streams environment, synced from its lock file."""
-    uv = [os.environ.get("PYTHON", "python3"), "-m", "uv"]
+    found = shutil.which("uv")
+    uv = [found] if found else [os.environ.get("PYTHON", "python3"), "-m", "uv"]  # as the Makefile
+    # Never the environment of a caller's project: only this project's own .venv.
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV"}
+    }
     subprocess.run(
         [*uv, "sync", "--frozen", "--quiet", "--project", str(QUIX_PROJECT)],
         check=True,
-        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+        env={**env, "UV_PYTHON_DOWNLOADS": "never"},
     )
     return QUIX_PROJECT / ".venv" / "bin" / "python"
 
