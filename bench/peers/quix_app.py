@@ -14,8 +14,10 @@ Run by bench/bench_peers.py with the Python of bench/peers/quix-env (not the pro
 
 It writes OUT (JSON): when the first and the last of the N events were processed (seconds,
 from one clock), the process's CPU seconds at both moments (/proc/self/stat: every thread,
-librdkafka's included), and the state store's contents after the run, {pair: [events, q1,
-q2, q3, q4]}, read back from the store's partitions so the bench can check the work was done.
+librdkafka's included), the same once `run` returned (its last checkpoint committed: the
+state in the store and its changelog, the offsets committed; then the app closed), and the
+state store's contents after the run, {pair: [events, q1, q2, q3, q4]}, read back from the
+store's partitions so the bench can check the work was done.
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ def main() -> None:
     meter = Meter(args.count)
     app = build(args, meter)
     app.run(count=args.count, collect=False)
+    # run() returns once its last checkpoint is committed and the app closed.
+    committed, cpu_committed = time.perf_counter(), cpu_seconds()
     if meter.seen < args.count:
         raise SystemExit(f"stopped after {meter.seen} of {args.count} events")
     result = {
@@ -127,6 +131,8 @@ def main() -> None:
         "last": meter.last,
         "cpu_first": meter.cpu_first,
         "cpu_last": meter.cpu_last,
+        "committed": committed,
+        "cpu_committed": cpu_committed,
         "state": read_state(args.state_dir),
     }
     args.out.write_text(json.dumps(result))
