@@ -74,7 +74,7 @@ from .peers.environment import (
 NAME = "peers"
 TARGET_RATIO = 2.0
 PEER_TIMEOUT_S = 600
-REDIS_DB = 4  # the projector benchmark uses 3
+REDIS_DB = 8  # its own: the others use 3 to 7 and 11
 
 Counts = dict[str, list[int]]  # pair -> [events, quad 1, quad 2, quad 3, quad 4]
 
