@@ -74,7 +74,7 @@ from .peers.environment import (
 NAME = "peers"
 TARGET_RATIO = 2.0
 PEER_TIMEOUT_S = 600
-REDIS_DB = 8  # its own: the others use 3 to 7 and 11
+REDIS_DB = 8  # its own: the other benchmarks use 3 to 7, 11 and 12
 
 Counts = dict[str, list[int]]  # pair -> [events, quad 1, quad 2, quad 3, quad 4]
 
