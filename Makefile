@@ -92,4 +92,4 @@ clean:
 	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
 
 distclean: clean
-	rm -rf .venv atlas/node_modules
+	rm -rf .venv atlas/node_modules bench/peers/quix-env/.venv
