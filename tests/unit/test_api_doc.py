@@ -27,7 +27,7 @@ def sections() -> dict[str, str]:
     found: dict[str, str] = {}
     parts = re.split(r"^(#{2,3} .*)$", text, flags=re.MULTILINE)
     for heading, body in zip(parts[1::2], parts[2::2], strict=True):
-        for endpoint in re.findall(r"`((?:GET|POST) [^`]+)`", heading):
+        for endpoint in re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) [^`]+)`", heading):
             found[endpoint] = body
     by_heading = dict(zip(parts[1::2], parts[2::2], strict=True))
     found[SHARED_STATUSES] = by_heading[SHARED_STATUSES]
