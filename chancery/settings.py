@@ -120,13 +120,9 @@ class AuthSettings(ChancerySettings):
     jwt_audience: str = "chancery"
 
 
-class WebhookTargetSettings(BaseSettings):
+class WebhookTargetSettings(ChancerySettings):
     """Where webhooks may be sent: the API checks a target when a subscription is created,
     the delivery worker again at each connection (DNS may have changed since)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="CHANCERY_", env_file=None, extra="ignore", frozen=True, validate_by_name=True
-    )
 
     # Networks a webhook may reach besides the public internet (CIDRs, a JSON list:
     # '["127.0.0.0/8", "::1/128"]'). Empty: loopback, private, link-local (the cloud
@@ -137,7 +133,6 @@ class WebhookTargetSettings(BaseSettings):
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-
         for network in value:
             ipaddress.ip_network(network.strip(), strict=False)
         return [network.strip() for network in value]
