@@ -130,7 +130,7 @@ def cli_block(session: ShellSession, block: Block, ran: Ran) -> None:
     assert "Li Hui (li-hui)" in out
     tail = [line for line in out.splitlines() if "  @chancery.events@" in line]
     assert len(tail) == 3
-    for part in ("ingest", "API", "projector", "Kafka", "Redis"):
+    for part in ("ingest", "API", "projector", "deliver", "Kafka", "Redis"):
         assert re.search(rf"^{part}\s+ok\s", out, re.MULTILINE), out
     assert re.search(r"^\s+total\s+0\s*$", out, re.MULTILINE), "no lag once all is applied"
 
