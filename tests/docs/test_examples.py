@@ -242,6 +242,29 @@ def manage_block(session: ShellSession, block: Block, ran: Ran) -> None:
     session.companions.pop("receiver").stop()
 
 
+def binary_block(session: ShellSession, block: Block, ran: Ran) -> None:
+    assert ran.statuses == [202]
+    (answer,) = documents(ran.stdout)
+    (accepted,) = answer["accepted"]
+    assert accepted["id"] == "wang-yi-in-vienna"
+    assert POSITION.match(answer["position"])
+    read = api_get(
+        session,
+        f"/v1/events/wang-yi-in-vienna?source={TOUR_SOURCE}&min_position={answer['position']}",
+    )
+    assert read.status_code == 200, read.text
+    (match,) = read.json()["matches"]
+    assert match["log_position"] == accepted["position"]
+    event = match["event"]
+    assert (event["type"], event["subject"]) == ("diplomacy.meeting.held", "Wang Yi and Sullivan")
+    # The log holds the data as validated, its defaults (mode, ...) filled in.
+    assert {k: event["data"][k] for k in ("occurred", "parties", "city")} == {
+        "occurred": "2023-05-10/2023-05-11",
+        "parties": ["CHN", "USA"],
+        "city": "Vienna",
+    }
+
+
 README_CHECKS: list[tuple[str, Check]] = [
     ("source .venv/bin/activate", setup_block),
     ('ANSWER=$(curl -s -X POST "$INGEST/v1/events"', push_block),
@@ -253,6 +276,7 @@ README_CHECKS: list[tuple[str, Check]] = [
     ("HOOK=${HOOK:-http://127.0.0.1:9000/hook}", subscribe_block),
     ('curl -s -X POST "$INGEST/v1/events" -H "$AUTH"', delivered_block),
     ('curl -s -H "$AUTH" "$API/v1/subscriptions/$SUB"', manage_block),
+    ('curl -s -X POST "$INGEST/v1/events" -H "$AUTH"', binary_block),
 ]
 
 
