@@ -2,7 +2,9 @@
 against: in a scratch working directory (its own `.chancery/`, the dev key the README reads,
 and the checkout's `.venv`, `seeds` and `tests` linked in), on free ports that the session
 is told through the variables the README and the commands read, CHANCERY_INGEST_URL and
-CHANCERY_API_URL among them, so that it never meets a `make run` on the default ports."""
+CHANCERY_API_URL among them, so that it never meets a `make run` on the default ports.
+Webhooks may reach loopback, as the README's Webhooks section has the reader start the
+stack, and `HOOK` is where the README's receiver listens (a free port, not its 9000)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class DocsStack:
 
 
 def _environment(shims: Path) -> dict[str, str]:
-    kafka, controller, redis, ingest, api, projector = free_ports(6)
+    kafka, controller, redis, ingest, api, projector, deliver, receiver = free_ports(8)
     venv_bin = str(ROOT / ".venv" / "bin")
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHANCERY_", "VIRTUAL_ENV"))}
@@ -51,9 +53,12 @@ def _environment(shims: Path) -> dict[str, str]:
         "CHANCERY_INGEST_PORT": str(ingest),
         "CHANCERY_API_PORT": str(api),
         "CHANCERY_PROJECTOR_PORT": str(projector),
+        "CHANCERY_DELIVER_PORT": str(deliver),
+        "CHANCERY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "CHANCERY_INGEST_URL": f"http://127.0.0.1:{ingest}",
         "CHANCERY_API_URL": f"http://127.0.0.1:{api}",
         "CHANCERY_LOG_JSON": "false",
+        "HOOK": f"http://127.0.0.1:{receiver}/hook",
     }
 
 

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from markdown_it import MarkdownIt
 
@@ -43,18 +44,24 @@ class Block:
         return f"{page.name}:{self.line} ({self.section})"
 
 
-def shell_blocks(page: Path) -> list[Block]:
-    """Every shell block of the page, in order, with the heading above it."""
+def code_blocks(page: Path, languages: frozenset[str]) -> list[Block]:
+    """Every fenced block of the page in one of these languages, in order, with the heading
+    above it."""
     tokens = MarkdownIt("commonmark").parse(page.read_text(encoding="utf-8"))
     blocks: list[Block] = []
     section = ""
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             section = tokens[index + 1].content
-        elif token.type == "fence" and token.info.split()[:1] and token.info.split()[0] in SHELLS:
+        elif token.type == "fence" and (token.info.split() or [""])[0] in languages:
             line = token.map[0] + 1 if token.map else 0
             blocks.append(Block(token.content, section, line))
     return blocks
+
+
+def shell_blocks(page: Path) -> list[Block]:
+    """Every shell block of the page, in order, with the heading above it."""
+    return code_blocks(page, SHELLS)
 
 
 @dataclass
@@ -86,12 +93,19 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+class Companion(Protocol):
+    """A process a reader runs beside the terminal (a webhook receiver): stopped with it."""
+
+    def stop(self) -> None: ...
+
+
 class ShellSession:
     """One bash, fed block after block; what it prints is read by two threads."""
 
     def __init__(self, cwd: Path, env: Mapping[str, str]) -> None:
         self.cwd = cwd
         self.env = dict(env)
+        self.companions: dict[str, Companion] = {}
         self.process = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
             cwd=cwd,
@@ -190,6 +204,8 @@ class ShellSession:
         return bool(pids)
 
     def close(self) -> None:
+        for companion in self.companions.values():
+            companion.stop()
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()

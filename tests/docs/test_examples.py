@@ -18,7 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from chancery.contract.envelope import event_key
+from chancery.subscriptions import SUBSCRIPTION_ID_PATTERN, webhook_id
+
 from .conftest import ROOT, DocsStack
+from .receiver import Receiver, receiver_source
 from .shell import Block, Ran, ShellSession, shell_blocks
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +30,9 @@ pytestmark = pytest.mark.e2e
 README = ROOT / "README.md"
 CLI_DOC = ROOT / "docs" / "cli.md"
 POSITION = re.compile(r"^chancery\.events@(\d+:\d+)(,\d+:\d+)*$")
+TOUR_SOURCE = "https://chancery.example/tour"
+# Bounds on waiting for the delivery worker, far above what it takes on an idle machine.
+DELIVERY_TIMEOUT_S = 90
 
 
 def documents(text: str) -> list[Any]:
@@ -130,7 +137,7 @@ def cli_block(session: ShellSession, block: Block, ran: Ran) -> None:
     assert "Li Hui (li-hui)" in out
     tail = [line for line in out.splitlines() if "  @chancery.events@" in line]
     assert len(tail) == 3
-    for part in ("ingest", "API", "projector", "Kafka", "Redis"):
+    for part in ("ingest", "API", "projector", "deliver", "Kafka", "Redis"):
         assert re.search(rf"^{part}\s+ok\s", out, re.MULTILINE), out
     assert re.search(r"^\s+total\s+0\s*$", out, re.MULTILINE), "no lag once all is applied"
 
@@ -153,6 +160,111 @@ def cli_summary() -> str:
     return match.group(1)
 
 
+def api_get(session: ShellSession, path: str) -> httpx.Response:
+    key = (session.cwd / ".chancery" / "dev-key").read_text().strip()
+    return httpx.get(
+        f"{session.env['CHANCERY_API_URL']}{path}",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def subscribe_block(session: ShellSession, block: Block, ran: Ran) -> None:
+    assert ran.statuses == [201]
+    (created,) = documents(ran.stdout)
+    assert re.match(SUBSCRIPTION_ID_PATTERN, created["id"])
+    assert created["secret"].startswith("whsec_")
+    assert probe(session, 'printf %s "$SUB"') == created["id"]
+    assert probe(session, 'printf %s "$SECRET"') == created["secret"]
+    hook = probe(session, 'printf %s "$HOOK"')
+    assert created["url"] == hook
+    assert created["state"] == "active"
+    assert created["filters"] == {
+        "type": ["diplomacy.meeting.held"],
+        "country": ["CHN"],
+        "pair": [],
+        "person": [],
+    }
+    # The reader saves the receiver and starts it with the secret, on the port $HOOK names.
+    script = session.cwd / "receiver.py"
+    script.write_text(receiver_source(README), encoding="utf-8")
+    port = int(httpx.URL(hook).port or 0)
+    receiver = Receiver(ROOT / ".venv" / "bin" / "python", script, created["secret"], port)
+    session.companions["receiver"] = receiver
+    receiver.wait_listening(DELIVERY_TIMEOUT_S)
+
+
+def delivered_block(session: ShellSession, block: Block, ran: Ran) -> None:
+    assert ran.statuses == [202]
+    (answer,) = documents(ran.stdout)
+    (accepted,) = answer["accepted"]
+    receiver = session.companions["receiver"]
+    assert isinstance(receiver, Receiver)
+    # What the README says the receiver prints, for this event: its signature verified.
+    expected = f"{webhook_id(event_key(TOUR_SOURCE, accepted['id']))} verified "
+    line = receiver.wait_for(lambda line: line.startswith(expected), DELIVERY_TIMEOUT_S)
+    assert line == expected + "diplomacy.meeting.held"
+    assert not [line for line in receiver.lines if "REFUSED" in line]
+    # The worker records the attempt once the receiver has answered: the next block lists it.
+    sub = probe(session, 'printf %s "$SUB"')
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+    while not delivered(api_get(session, f"/v1/subscriptions/{sub}/deliveries"), accepted["id"]):
+        assert time.monotonic() < deadline, "the delivery is not listed"
+        time.sleep(0.2)
+
+
+def delivered(answer: httpx.Response, event_id: str) -> bool:
+    assert answer.status_code == 200, answer.text
+    return any(
+        attempt["event_id"] == event_id and attempt["outcome"] == "delivered"
+        for attempt in answer.json()["deliveries"]
+    )
+
+
+def manage_block(session: ShellSession, block: Block, ran: Ran) -> None:
+    assert ran.statuses == [200, 200, 200, 200, 204]
+    one, deliveries, paused, resumed = documents(ran.stdout)
+    sub = probe(session, 'printf %s "$SUB"')
+    assert one["id"] == sub
+    assert one["state"] == "active"
+    assert POSITION.match(one["position"])
+    assert deliveries["subscription"] == sub
+    (attempt,) = deliveries["deliveries"]
+    assert attempt["event_id"] == "wang-yi-sullivan-malta-talks-again"
+    assert attempt["event_source"] == TOUR_SOURCE
+    assert attempt["status"] == 204
+    assert attempt["outcome"] == "delivered"
+    assert attempt["webhook_id"] == webhook_id(event_key(TOUR_SOURCE, attempt["event_id"]))
+    assert (paused["state"], resumed["state"]) == ("paused", "active")
+    assert paused["reason"]
+    assert resumed["reason"] is None
+    assert api_get(session, f"/v1/subscriptions/{sub}").status_code == 404, "deleted"
+    session.companions.pop("receiver").stop()
+
+
+def binary_block(session: ShellSession, block: Block, ran: Ran) -> None:
+    assert ran.statuses == [202]
+    (answer,) = documents(ran.stdout)
+    (accepted,) = answer["accepted"]
+    assert accepted["id"] == "wang-yi-in-vienna"
+    assert POSITION.match(answer["position"])
+    read = api_get(
+        session,
+        f"/v1/events/wang-yi-in-vienna?source={TOUR_SOURCE}&min_position={answer['position']}",
+    )
+    assert read.status_code == 200, read.text
+    (match,) = read.json()["matches"]
+    assert match["log_position"] == accepted["position"]
+    event = match["event"]
+    assert (event["type"], event["subject"]) == ("diplomacy.meeting.held", "Wang Yi and Sullivan")
+    # The log holds the data as validated, its defaults (mode, ...) filled in.
+    assert {k: event["data"][k] for k in ("occurred", "parties", "city")} == {
+        "occurred": "2023-05-10/2023-05-11",
+        "parties": ["CHN", "USA"],
+        "city": "Vienna",
+    }
+
+
 README_CHECKS: list[tuple[str, Check]] = [
     ("source .venv/bin/activate", setup_block),
     ('ANSWER=$(curl -s -X POST "$INGEST/v1/events"', push_block),
@@ -161,6 +273,10 @@ README_CHECKS: list[tuple[str, Check]] = [
     ('curl -N -H "$AUTH" "$API/v1/stream?country=CHN&after=chancery.events@"', stream_block),
     ("chancery relation CHN USA", cli_block),
     ("chancery import gdelt tests/fixtures/reference/", import_block),
+    ("HOOK=${HOOK:-http://127.0.0.1:9000/hook}", subscribe_block),
+    ('curl -s -X POST "$INGEST/v1/events" -H "$AUTH"', delivered_block),
+    ('curl -s -H "$AUTH" "$API/v1/subscriptions/$SUB"', manage_block),
+    ('curl -s -X POST "$INGEST/v1/events" -H "$AUTH"', binary_block),
 ]
 
 
