@@ -43,8 +43,8 @@ RETRY_MS = 2000
 
 
 def chosen_entry(chosen: EventFilter, entry: StreamEntry) -> bool:
-    """Whether `chosen` takes the entry: by the type and actors the projector wrote beside
-    it, decoding the event only for a filter by pair or person."""
+    """Whether `chosen` takes the entry: by its type and actors (which the stream reader
+    took from the stored event), decoding the event only for a filter by pair or person."""
     return chosen.accepts(entry.type, entry.actors, lambda: decode_event(entry.raw))
 
 

@@ -43,6 +43,7 @@ from aiokafka.errors import (
 )
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from chancery.contract import RECORD_CONTENT_TYPE
 from services.platform.kafka import key_partition
 from services.platform.retrying import ServerDelayOrBackoff, failure_of
 
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 # Errors after which the producer's id and sequence numbers are no good: only a new
 # producer (a new producer id) can write again.
 PRODUCER_FATAL = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
-CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json")
+CONTENT_TYPE_HEADER = ("content-type", RECORD_CONTENT_TYPE.encode())
 # Below this many records for one partition, `send()` per record shares the producer's open
 # batch with concurrent requests; at or above it, one batch of our own is cheaper per record.
 OWN_BATCH_MIN_RECORDS = 16
