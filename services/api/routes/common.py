@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from chancery.auth import ANONYMOUS_ADMIN, Principal, Scope, utcnow
 from services.api.consistency import reach
 from services.api.context import ApiContext, context_of
+from services.api.examples import ok
 from services.api.params import invalid
 from services.api.representation import MIN_POSITION_HEADER
 from services.platform.web import Problem
@@ -149,3 +152,27 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     504: {"description": "min_position was not applied within the wait; retry."},
 }
+
+
+def read_route(
+    router: APIRouter,
+    path: str,
+    *,
+    model: type[BaseModel],
+    example: dict[str, Any],
+    summary: str,
+    description: str | None = None,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    openapi_extra: dict[str, Any] = CONSISTENCY,
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A GET that reads the read models: documented with the parameters read_context reads
+    (CONSISTENCY, or a route's own list that includes them), the statuses every read shares,
+    the 200's example, and any `responses` of its own."""
+    return router.get(
+        path,
+        openapi_extra=openapi_extra,
+        response_model=model,
+        responses={**READ_RESPONSES, 200: ok(example), **(responses or {})},
+        summary=summary,
+        description=description,
+    )

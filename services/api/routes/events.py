@@ -9,24 +9,21 @@ from fastapi.responses import Response
 
 from chancery.answers import EventsBody
 from services.api import event_views, params, timeline_views
-from services.api.examples import EVENT_EXAMPLE, ok
+from services.api.examples import EVENT_EXAMPLE
 from services.api.representation import represent
 from services.platform.web import Problem
 
-from .common import CONSISTENCY, READ_RESPONSES, Read
+from .common import Read, read_route
 
 router = APIRouter(tags=["events"])
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/events/{event_id}",
-    openapi_extra=CONSISTENCY,
-    response_model=EventsBody,
-    responses={
-        **READ_RESPONSES,
-        200: ok(EVENT_EXAMPLE),
-        404: {"description": "No event has this id (from this source)."},
-    },
+    model=EventsBody,
+    example=EVENT_EXAMPLE,
+    responses={404: {"description": "No event has this id (from this source)."}},
     summary="Events by id, with where they sit in the log and whether they still count",
 )
 async def get_event(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from chancery.answers import CountryRelationsBody, RecordBody, RelationSort, ScoreSeriesBody
 from services.api import history, params
-from services.api.examples import ok
 from services.api.examples_history import (
     COUNTRY_RELATIONS_EXAMPLE,
     RECORD_EXAMPLE,
@@ -18,21 +17,17 @@ from services.api.examples_history import (
 )
 from services.api.representation import represent
 
-from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read, page_size
-from .relations import AsOf, CodeA, CodeB, KnownAt
+from .common import CursorParam, Limit, Read, page_size, read_route
+from .relations import AsOf, CodeA, CodeB, CountryCode, KnownAt, Order
 
 router = APIRouter(tags=["relations through time"])
 
-Order = Annotated[
-    Literal["asc", "desc"], Query(description="Oldest first (asc) or newest first (desc).")
-]
 
-
-@router.get(
+@read_route(
+    router,
     "/v1/relations/{a}/{b}/scores",
-    openapi_extra=CONSISTENCY,
-    response_model=ScoreSeriesBody,
-    responses={**READ_RESPONSES, 200: ok(SCORE_SERIES_EXAMPLE)},
+    model=ScoreSeriesBody,
+    example=SCORE_SERIES_EXAMPLE,
     summary="A pair's score over time, by week or month",
     description="The score and climate as of the last day of each period (ISO weeks, or "
     "calendar months), with the events that occurred in it: each point is what the relation "
@@ -80,11 +75,11 @@ async def score_series(
     return represent(request, reading.value, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/relations/{a}/{b}/record",
-    openapi_extra=CONSISTENCY,
-    response_model=RecordBody,
-    responses={**READ_RESPONSES, 200: ok(RECORD_EXAMPLE)},
+    model=RecordBody,
+    example=RECORD_EXAMPLE,
     summary="A pair's events as known at a time, retracted ones marked",
     description="Every event of the pair that Chancery had recorded by `known_at` (default: "
     "now) and that occurred by `as_of`, in the order they occurred, in pages. Unlike the "
@@ -118,11 +113,11 @@ async def pair_record(
     return represent(request, reading.value, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/countries/{c}/relations",
-    openapi_extra=CONSISTENCY,
-    response_model=CountryRelationsBody,
-    responses={**READ_RESPONSES, 200: ok(COUNTRY_RELATIONS_EXAMPLE)},
+    model=CountryRelationsBody,
+    example=COUNTRY_RELATIONS_EXAMPLE,
     summary="A country's relations on a day, as known at a time: every partner at once",
     description="What `/v1/relations?country=` lists, for any day (`as_of`) and as Chancery "
     "knew it at any time (`known_at`), in one answer (for a map): each partner with anything "
@@ -134,12 +129,7 @@ async def country_relations(
     *,
     ctx: Read,
     request: Request,
-    c: Annotated[
-        str,
-        Path(
-            description="State or organisation code.", openapi_examples={"China": {"value": "CHN"}}
-        ),
-    ],
+    c: CountryCode,
     as_of: AsOf = None,
     known_at: KnownAt = None,
     sort: Annotated[RelationSort, Query(description="What to sort by.")] = "score",

@@ -9,11 +9,11 @@ from fastapi.responses import Response
 
 from chancery.answers import Direction, ItineraryBody, PersonBody, VisitsBody
 from services.api import params, people_views
-from services.api.examples import ITINERARY_EXAMPLE, PERSON_EXAMPLE, VISITS_EXAMPLE, ok
+from services.api.examples import ITINERARY_EXAMPLE, PERSON_EXAMPLE, VISITS_EXAMPLE
 from services.api.representation import represent
 from services.platform.web import Problem
 
-from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read, page_size
+from .common import CursorParam, Limit, Read, page_size, read_route
 from .relations import AsOf, FromDay, KnownAt, ToDay
 
 router = APIRouter(tags=["people and trips"])
@@ -31,11 +31,11 @@ PersonId = Annotated[
 LEG_STATUSES = ("planned", "postponed", "in_progress", "completed", "cancelled")
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/itineraries/{person_id}",
-    openapi_extra=CONSISTENCY,
-    response_model=ItineraryBody,
-    responses={**READ_RESPONSES, 200: ok(ITINERARY_EXAMPLE)},
+    model=ItineraryBody,
+    example=ITINERARY_EXAMPLE,
     summary="A person's trips and their legs, with status",
     description="Now: the trips as projected. as_of and known_at refold the person's trip "
     "events (O(events of their trips)). A person with no trips has an empty list.",
@@ -54,11 +54,11 @@ async def get_itinerary(
     return represent(request, body, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/visits",
-    openapi_extra=CONSISTENCY,
-    response_model=VisitsBody,
-    responses={**READ_RESPONSES, 200: ok(VISITS_EXAMPLE)},
+    model=VisitsBody,
+    example=VISITS_EXAMPLE,
     summary="Visits to or from a country within a window, upcoming and past",
     description="The legs of trips that go to the country (`direction=to`) or that its people "
     "make abroad (`direction=from`); both unless `direction` is given. Ordered by the legs' "
@@ -111,15 +111,12 @@ async def list_visits(
     return represent(request, body, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/people/{person_id}",
-    openapi_extra=CONSISTENCY,
-    response_model=PersonBody,
-    responses={
-        **READ_RESPONSES,
-        200: ok(PERSON_EXAMPLE),
-        404: {"description": "No event names this person."},
-    },
+    model=PersonBody,
+    example=PERSON_EXAMPLE,
+    responses={404: {"description": "No event names this person."}},
     summary="A person: appointments and trips",
 )
 async def get_person(*, ctx: Read, request: Request, person_id: PersonId) -> Response:

@@ -12,18 +12,18 @@ from pydantic import AwareDatetime
 from chancery.answers import RelationBody, RelationListBody, RelationSort, TimelineBody
 from services.api import params, relation_views, timeline_views
 from services.api.context import ApiContext
-from services.api.examples import RELATION_EXAMPLE, RELATION_LIST_EXAMPLE, TIMELINE_EXAMPLE, ok
+from services.api.examples import RELATION_EXAMPLE, RELATION_LIST_EXAMPLE, TIMELINE_EXAMPLE
 from services.api.reader import TimelineQuery
 from services.api.representation import represent, represent_payload
 
 from .common import (
     CONSISTENCY,
-    READ_RESPONSES,
     CursorParam,
     Limit,
     Read,
     page_size,
     read_context,
+    read_route,
 )
 
 router = APIRouter(tags=["relations"])
@@ -41,6 +41,10 @@ CodeB = Annotated[
         description="The other party; the order of the two does not matter.",
         openapi_examples={"United States": {"value": "USA"}, "Saudi Arabia": {"value": "SAU"}},
     ),
+]
+CountryCode = Annotated[
+    str,
+    Path(description="State or organisation code.", openapi_examples={"China": {"value": "CHN"}}),
 ]
 AsOf = Annotated[
     params.Day | None,
@@ -122,11 +126,12 @@ RELATION_PARAMETERS: dict[str, Any] = {
 }
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/relations/{a}/{b}",
+    model=RelationBody,
+    example=RELATION_EXAMPLE,
     openapi_extra=RELATION_PARAMETERS,
-    response_model=RelationBody,
-    responses={**READ_RESPONSES, 200: ok(RELATION_EXAMPLE)},
     summary="The relation between two actors",
     description="Status, partnership, score and climate, event counts, last and next contact. "
     "A pair with no events answers status `unknown`, not 404. Supports ETag/If-None-Match.",
@@ -149,11 +154,11 @@ async def get_relation(request: Request) -> Response:
     return represent_payload(request, reading.value, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/relations",
-    openapi_extra=CONSISTENCY,
-    response_model=RelationListBody,
-    responses={**READ_RESPONSES, 200: ok(RELATION_LIST_EXAMPLE)},
+    model=RelationListBody,
+    example=RELATION_LIST_EXAMPLE,
     summary="Every relation of a country",
     description="Each pair that includes `country`, sorted, in pages. Computes each pair's "
     "relation (one pipelined read), so it costs O(partners).",
@@ -246,11 +251,11 @@ async def timeline_response(
     return represent(request, body, reading.snapshot)
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/relations/{a}/{b}/timeline",
-    openapi_extra=CONSISTENCY,
-    response_model=TimelineBody,
-    responses={**READ_RESPONSES, 200: ok(TIMELINE_EXAMPLE)},
+    model=TimelineBody,
+    example=TIMELINE_EXAMPLE,
     summary="The events between two actors, in the order they occurred",
     description="Effective events only (retracted ones are left out), filtered by type and "
     "day, in pages.",

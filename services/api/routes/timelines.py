@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from chancery.answers import TimelineBody
 from services.api import params
-from services.api.examples import TIMELINE_EXAMPLE, ok
+from services.api.examples import TIMELINE_EXAMPLE
 
-from .common import CONSISTENCY, READ_RESPONSES, CursorParam, Limit, Read
-from .relations import FromDay, Order, ToDay, TypeFilter, timeline_response
+from .common import CursorParam, Limit, Read, read_route
+from .relations import CountryCode, FromDay, Order, ToDay, TypeFilter, timeline_response
 
 router = APIRouter(tags=["timelines"])
 
 
-@router.get(
+@read_route(
+    router,
     "/v1/countries/{c}/timeline",
-    openapi_extra=CONSISTENCY,
-    response_model=TimelineBody,
-    responses={**READ_RESPONSES, 200: ok(TIMELINE_EXAMPLE)},
+    model=TimelineBody,
+    example=TIMELINE_EXAMPLE,
     summary="The events an actor took part in, in the order they occurred",
     description="Every effective event involving the state or organisation (parties, "
     "speakers and targets, mediators, travellers and destinations), filtered by type and day, "
@@ -31,12 +29,7 @@ async def country_timeline(
     *,
     ctx: Read,
     request: Request,
-    c: Annotated[
-        str,
-        Path(
-            description="State or organisation code.", openapi_examples={"China": {"value": "CHN"}}
-        ),
-    ],
+    c: CountryCode,
     types: TypeFilter = None,
     start: FromDay = None,
     end: ToDay = None,
