@@ -8,6 +8,7 @@ to the same address without the token. See services/api/sessions.py for the cook
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 
 from chancery.auth import AuthenticationError, PermissionDeniedError, utcnow
@@ -141,12 +143,12 @@ def _page(request: Request, token: str | None) -> Response:
     return Response(build.shell, media_type=HTML, headers=PAGE_HEADERS)
 
 
-@router.get(
-    "/",
-    response_class=Response,
-    responses=PAGE_RESPONSES,
-    summary="The Atlas: the world map, a country's relations",
-)
+def _page_route(path: str, *, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A page of the Atlas: the shell, or a redirect that signs in (see _page)."""
+    return router.get(path, response_class=Response, responses=PAGE_RESPONSES, summary=summary)
+
+
+@_page_route("/", summary="The Atlas: the world map, a country's relations")
 async def world_page(
     *,
     request: Request,
@@ -160,11 +162,8 @@ async def world_page(
     return _page(request, token)
 
 
-@router.get(
-    "/relations/{a}/{b}",
-    response_class=Response,
-    responses=PAGE_RESPONSES,
-    summary="The Atlas: a pair's relation, its score over time and its record",
+@_page_route(
+    "/relations/{a}/{b}", summary="The Atlas: a pair's relation, its score over time and its record"
 )
 async def pair_page(
     *,
@@ -178,11 +177,8 @@ async def pair_page(
     return _page(request, token)
 
 
-@router.get(
-    "/people/{person_id}",
-    response_class=Response,
-    responses=PAGE_RESPONSES,
-    summary="The Atlas: a person, their trips on a map and a timeline",
+@_page_route(
+    "/people/{person_id}", summary="The Atlas: a person, their trips on a map and a timeline"
 )
 async def person_page(
     *,
