@@ -184,10 +184,7 @@ class AsyncClient:
     ) -> AsyncPages[RelationListBody, RelationItem]:
         """Every relation of a country, page after page (`limit` a page)."""
         return self._pages(
-            lambda cursor: calls.relations_page(
-                country, sort=sort, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
+            calls.relations_pages(country, sort=sort, order=order, limit=limit), min_position
         )
 
     async def country_relations(
@@ -236,12 +233,8 @@ class AsyncClient:
         min_position: str | None = None,
     ) -> AsyncPages[RecordBody, RecordItem]:
         """A pair's events as known at a time, retracted ones marked, page after page."""
-        return self._pages(
-            lambda cursor: calls.record_page(
-                a, b, as_of=as_of, known_at=known_at, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
-        )
+        listing = calls.record_pages(a, b, as_of=as_of, known_at=known_at, order=order, limit=limit)
+        return self._pages(listing, min_position)
 
     def timeline(
         self,
@@ -256,13 +249,10 @@ class AsyncClient:
         min_position: str | None = None,
     ) -> AsyncPages[TimelineBody, LoggedEvent]:
         """The events of a pair or of a country in the order they occurred, page after page."""
-        path, chosen = calls.timeline_path(pair, country), tuple(types)
-        return self._pages(
-            lambda cursor: calls.timeline_page(
-                path, types=chosen, start=start, end=end, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
+        listing = calls.timeline_pages(
+            pair, country, types=types, start=start, end=end, order=order, limit=limit
         )
+        return self._pages(listing, min_position)
 
     async def itinerary(
         self,
@@ -289,19 +279,10 @@ class AsyncClient:
         min_position: str | None = None,
     ) -> AsyncPages[VisitsBody, VisitBody]:
         """Visits to or from a country, page after page."""
-        chosen = tuple(statuses)
-        return self._pages(
-            lambda cursor: calls.visits_page(
-                country,
-                start=start,
-                end=end,
-                direction=direction,
-                statuses=chosen,
-                limit=limit,
-                cursor=cursor,
-            ),
-            min_position,
+        listing = calls.visits_pages(
+            country, start=start, end=end, direction=direction, statuses=statuses, limit=limit
         )
+        return self._pages(listing, min_position)
 
     async def person(self, person_id: str, *, min_position: str | None = None) -> PersonBody:
         """A person: appointments and trips (`NotFound` when no event names them)."""
@@ -346,11 +327,9 @@ class AsyncClient:
             core.read(self._config, self._causal, call, min_position=min_position)
         )
 
-    def _pages(
-        self, page: Callable[[str | None], core.Call[P]], min_position: str | None
-    ) -> AsyncPages[P, Any]:
+    def _pages(self, listing: calls.Listing[P], min_position: str | None) -> AsyncPages[P, Any]:
         return AsyncPages(
-            self, lambda: core.pages(self._config, self._causal, page, min_position=min_position)
+            self, lambda: core.pages(self._config, self._causal, listing, min_position=min_position)
         )
 
     def _subscription(

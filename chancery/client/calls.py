@@ -37,6 +37,7 @@ from .core import Call, Endpoint, Params
 from .errors import UnexpectedAnswer
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 EVENT_MEDIA_TYPE = "application/cloudevents+json"
 BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
@@ -44,6 +45,10 @@ APPENDED_HEADER = "chancery-appended"
 
 EventLike = Event | Mapping[str, Any] | bytes
 """An event to post: a contract model, its JSON object, or its JSON already encoded."""
+
+Listing = Callable[[str | None], Call[T]]
+"""The call of a listing's page after a cursor (None: the first page). Its builder takes
+an iterable of types or statuses in once, so that a generator serves every page."""
 
 
 def _segment(value: str) -> str:
@@ -157,16 +162,19 @@ def relation(
     )
 
 
-def relations_page(
-    country: str, *, sort: RelationSort, order: Order, limit: int | None, cursor: str | None
-) -> Call[RelationListBody]:
-    return Call(
-        "API",
-        "GET",
-        "/v1/relations",
-        body_as(RelationListBody),
-        params=(("country", country), ("sort", sort), ("order", order), *_page(cursor, limit)),
-    )
+def relations_pages(
+    country: str, *, sort: RelationSort, order: Order, limit: int | None
+) -> Listing[RelationListBody]:
+    def page(cursor: str | None) -> Call[RelationListBody]:
+        return Call(
+            "API",
+            "GET",
+            "/v1/relations",
+            body_as(RelationListBody),
+            params=(("country", country), ("sort", sort), ("order", order), *_page(cursor, limit)),
+        )
+
+    return page
 
 
 def country_relations(
@@ -210,7 +218,7 @@ def scores(
     )
 
 
-def record_page(
+def record_pages(
     a: str,
     b: str,
     *,
@@ -218,18 +226,20 @@ def record_page(
     known_at: datetime | None,
     order: Order,
     limit: int | None,
-    cursor: str | None,
-) -> Call[RecordBody]:
-    return Call(
-        "API",
-        "GET",
-        f"/v1/relations/{_segment(a)}/{_segment(b)}/record",
-        body_as(RecordBody),
-        params=(*_when(as_of, known_at), ("order", order), *_page(cursor, limit)),
-    )
+) -> Listing[RecordBody]:
+    def page(cursor: str | None) -> Call[RecordBody]:
+        return Call(
+            "API",
+            "GET",
+            f"/v1/relations/{_segment(a)}/{_segment(b)}/record",
+            body_as(RecordBody),
+            params=(*_when(as_of, known_at), ("order", order), *_page(cursor, limit)),
+        )
+
+    return page
 
 
-def timeline_path(pair: tuple[str, str] | None, country: str | None) -> str:
+def _timeline_path(pair: tuple[str, str] | None, country: str | None) -> str:
     """The timeline of a pair or of a country; exactly one of them."""
     if (pair is None) == (country is None):
         raise ValueError("a timeline is of a pair or of a country: give exactly one")
@@ -240,23 +250,30 @@ def timeline_path(pair: tuple[str, str] | None, country: str | None) -> str:
     return f"/v1/countries/{_segment(country)}/timeline"
 
 
-def timeline_page(
-    path: str,
+def timeline_pages(
+    pair: tuple[str, str] | None,
+    country: str | None,
     *,
     types: Iterable[str],
     start: date | None,
     end: date | None,
     order: Order,
     limit: int | None,
-    cursor: str | None,
-) -> Call[TimelineBody]:
-    params: list[tuple[str, str]] = [("type", t) for t in types]
-    if start is not None:
-        params.append(("from", _day(start)))
-    if end is not None:
-        params.append(("to", _day(end)))
-    params.append(("order", order))
-    return Call("API", "GET", path, body_as(TimelineBody), params=(*params, *_page(cursor, limit)))
+) -> Listing[TimelineBody]:
+    path, chosen = _timeline_path(pair, country), tuple(types)
+
+    def page(cursor: str | None) -> Call[TimelineBody]:
+        params: list[tuple[str, str]] = [("type", t) for t in chosen]
+        if start is not None:
+            params.append(("from", _day(start)))
+        if end is not None:
+            params.append(("to", _day(end)))
+        params.append(("order", order))
+        return Call(
+            "API", "GET", path, body_as(TimelineBody), params=(*params, *_page(cursor, limit))
+        )
+
+    return page
 
 
 def itinerary(
@@ -271,7 +288,7 @@ def itinerary(
     )
 
 
-def visits_page(
+def visits_pages(
     country: str,
     *,
     start: date | None,
@@ -279,19 +296,23 @@ def visits_page(
     direction: Direction | None,
     statuses: Iterable[str],
     limit: int | None,
-    cursor: str | None,
-) -> Call[VisitsBody]:
-    params: list[tuple[str, str]] = [("country", country)]
-    if start is not None:
-        params.append(("from", _day(start)))
-    if end is not None:
-        params.append(("to", _day(end)))
-    if direction is not None:
-        params.append(("direction", direction))
-    params += [("status", s) for s in statuses]
-    return Call(
-        "API", "GET", "/v1/visits", body_as(VisitsBody), params=(*params, *_page(cursor, limit))
-    )
+) -> Listing[VisitsBody]:
+    chosen = tuple(statuses)
+
+    def page(cursor: str | None) -> Call[VisitsBody]:
+        params: list[tuple[str, str]] = [("country", country)]
+        if start is not None:
+            params.append(("from", _day(start)))
+        if end is not None:
+            params.append(("to", _day(end)))
+        if direction is not None:
+            params.append(("direction", direction))
+        params += [("status", s) for s in chosen]
+        return Call(
+            "API", "GET", "/v1/visits", body_as(VisitsBody), params=(*params, *_page(cursor, limit))
+        )
+
+    return page
 
 
 def person(person_id: str) -> Call[PersonBody]:

@@ -181,10 +181,7 @@ class Client:
     ) -> Pages[RelationListBody, RelationItem]:
         """Every relation of a country, page after page (`limit` a page)."""
         return self._pages(
-            lambda cursor: calls.relations_page(
-                country, sort=sort, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
+            calls.relations_pages(country, sort=sort, order=order, limit=limit), min_position
         )
 
     def country_relations(
@@ -233,12 +230,8 @@ class Client:
         min_position: str | None = None,
     ) -> Pages[RecordBody, RecordItem]:
         """A pair's events as known at a time, retracted ones marked, page after page."""
-        return self._pages(
-            lambda cursor: calls.record_page(
-                a, b, as_of=as_of, known_at=known_at, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
-        )
+        listing = calls.record_pages(a, b, as_of=as_of, known_at=known_at, order=order, limit=limit)
+        return self._pages(listing, min_position)
 
     def timeline(
         self,
@@ -253,13 +246,10 @@ class Client:
         min_position: str | None = None,
     ) -> Pages[TimelineBody, LoggedEvent]:
         """The events of a pair or of a country in the order they occurred, page after page."""
-        path, chosen = calls.timeline_path(pair, country), tuple(types)
-        return self._pages(
-            lambda cursor: calls.timeline_page(
-                path, types=chosen, start=start, end=end, order=order, limit=limit, cursor=cursor
-            ),
-            min_position,
+        listing = calls.timeline_pages(
+            pair, country, types=types, start=start, end=end, order=order, limit=limit
         )
+        return self._pages(listing, min_position)
 
     def itinerary(
         self,
@@ -284,19 +274,10 @@ class Client:
         min_position: str | None = None,
     ) -> Pages[VisitsBody, VisitBody]:
         """Visits to or from a country, page after page."""
-        chosen = tuple(statuses)
-        return self._pages(
-            lambda cursor: calls.visits_page(
-                country,
-                start=start,
-                end=end,
-                direction=direction,
-                statuses=chosen,
-                limit=limit,
-                cursor=cursor,
-            ),
-            min_position,
+        listing = calls.visits_pages(
+            country, start=start, end=end, direction=direction, statuses=statuses, limit=limit
         )
+        return self._pages(listing, min_position)
 
     def person(self, person_id: str, *, min_position: str | None = None) -> PersonBody:
         """A person: appointments and trips (`NotFound` when no event names them)."""
@@ -339,11 +320,9 @@ class Client:
     def _read(self, call: core.Call[core.P], min_position: str | None) -> core.P:
         return self._run(core.read(self._config, self._causal, call, min_position=min_position))
 
-    def _pages(
-        self, page: Callable[[str | None], core.Call[P]], min_position: str | None
-    ) -> Pages[P, Any]:
+    def _pages(self, listing: calls.Listing[P], min_position: str | None) -> Pages[P, Any]:
         return Pages(
-            self, lambda: core.pages(self._config, self._causal, page, min_position=min_position)
+            self, lambda: core.pages(self._config, self._causal, listing, min_position=min_position)
         )
 
     def _subscription(
