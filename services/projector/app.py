@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -22,6 +20,7 @@ from services.platform.kafka import event_log_consumer, event_log_producer
 from services.platform.redis import check_redis_mode, redis_client
 from services.platform.runtime import frozen_startup_heap
 from services.platform.topics import TopicMissingError, check_topics, topics_from_settings
+from services.platform.worker import serving_status, stop_on_signals
 
 from .deadletters import KafkaDeadLetters
 from .metrics import ProjectorMetrics
@@ -126,30 +125,19 @@ async def _projector(
 
 
 async def run_live(settings: ProjectorSettings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or _stop_on_signals()
-    async with _projector(settings, group_id=settings.group_id) as (
-        projector,
-        _,
-        metrics,
+    stop = stop or stop_on_signals()
+    async with (
+        _projector(settings, group_id=settings.group_id) as (projector, _, metrics),
+        serving_status(
+            status_app(projector, metrics),
+            host=settings.status_host,
+            port=settings.status_port,
+            name="projector-status",
+        ),
     ):
-        server = _StatusServer(
-            uvicorn.Config(
-                status_app(projector, metrics),
-                host=settings.status_host,
-                port=settings.status_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        serving = asyncio.create_task(server.serve(), name="projector-status")
-        try:
-            await projector.start_live()
-            with frozen_startup_heap(gen0_threshold=gen0_threshold(settings.max_batch_events)):
-                await projector.run(stop)
-        finally:
-            server.should_exit = True
-            await serving
+        await projector.start_live()
+        with frozen_startup_heap(gen0_threshold=gen0_threshold(settings.max_batch_events)):
+            await projector.run(stop)
 
 
 async def run_rebuild(
@@ -184,19 +172,3 @@ async def run_rebuild(
             removed = await writer.drop_version(old)
             logger.info("dropped %d keys of version %d", removed, old)
         return version, old
-
-
-class _StatusServer(uvicorn.Server):
-    """uvicorn inside the projector's loop: the projector, not uvicorn, owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

@@ -10,14 +10,11 @@ small status server (`/healthz`, `/status`) on CHANCERY_DELIVER_PORT.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-import uvicorn
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from starlette.applications import Starlette
@@ -28,6 +25,7 @@ from starlette.routing import Route
 from chancery.settings import DeliverSettings
 from services.platform.kafka import event_log_consumer
 from services.platform.redis import redis_client
+from services.platform.worker import serving_status, stop_on_signals
 
 from .runner import RunnerSettings, SubscriptionRunner
 from .sender import WebhookSender
@@ -73,7 +71,7 @@ def runner_settings(settings: DeliverSettings) -> RunnerSettings:
 
 async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> None:
     """Deliver every active subscription until `stop` (SIGINT/SIGTERM when not given)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     async with AsyncExitStack() as stack:
         redis = redis_client(
             settings.redis_url, cluster=settings.redis_cluster, client_name="deliver"
@@ -123,22 +121,13 @@ async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> N
         worker = DeliveryWorker(
             store, runners, lease_s=settings.deliver_lease_s, poll_s=settings.deliver_poll_s
         )
-        server = _StatusServer(
-            uvicorn.Config(
-                status_app(worker),
-                host=settings.status_host,
-                port=settings.status_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        serving = asyncio.create_task(server.serve(), name="deliver-status")
-        try:
+        async with serving_status(
+            status_app(worker),
+            host=settings.status_host,
+            port=settings.status_port,
+            name="deliver-status",
+        ):
             await worker.run(stop)
-        finally:
-            server.should_exit = True
-            await serving
 
 
 async def _partitions(bootstrap: str, topic: str) -> int:
@@ -163,19 +152,3 @@ def status_app(worker: DeliveryWorker) -> Starlette:
         return JSONResponse(worker.status())
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/status", status)])
-
-
-class _StatusServer(uvicorn.Server):
-    """uvicorn inside the worker's loop: the worker, not uvicorn, owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
