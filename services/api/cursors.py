@@ -48,3 +48,15 @@ def text_field(fields: dict[str, Any] | None, name: str) -> str | None:
     if not isinstance(value, str) or not value or "\n" in value:
         raise invalid("cursor", "not a cursor this API issued", "cursor")
     return value
+
+
+def resume_after(cursor: str | None, kind: str, query_id: str, *, other: str) -> str | None:
+    """Where the next page of the listing `query_id` starts: after its cursor's `m` (None
+    without a cursor). A cursor of the same kind but another query is a 422 saying it
+    belongs to another `other` (a filter or order changed between pages)."""
+    fields = decode(cursor, kind)
+    if fields is None:
+        return None
+    if fields.get("q") != query_id:
+        raise invalid("cursor", f"the cursor belongs to another {other}", "cursor")
+    return text_field(fields, "m")

@@ -148,12 +148,7 @@ async def record_of(
     known = known_at or now
     order: Literal["asc", "desc"] = "desc" if descending else "asc"
     query_id = f"{pair.key}|{as_of}|{known_at}|{order}"
-    fields = cursors.decode(cursor, "record")
-    after = None
-    if fields is not None:
-        if fields.get("q") != query_id:
-            raise invalid("cursor", "the cursor belongs to another record or order", "cursor")
-        after = cursors.text_field(fields, "m")
+    after = cursors.resume_after(cursor, "record", query_id, other="record or order")
     history = await reader.pair_history(pair, known)
     known_events = recorded_by(history.value, known)
     retractions = _retractions(known_events)

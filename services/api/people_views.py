@@ -23,7 +23,6 @@ from chancery.contract import EnvoyAppointed, Person
 from chancery.domain import Itinerary, Trip, fold_itinerary
 
 from . import cursors
-from .params import invalid
 from .reader import Page, PeopleReads, ReadResult, VisitEntry, VisitQuery
 
 
@@ -109,12 +108,7 @@ async def visits(
     Reads index pages until `limit` visits pass the status filter or the index ends.
     """
     query_id = f"{country}|{start}|{end}|{direction}|{','.join(sorted(status or ()))}"
-    fields = cursors.decode(cursor, "visits")
-    after = None
-    if fields is not None:
-        if fields.get("q") != query_id:
-            raise invalid("cursor", "the cursor belongs to another query", "cursor")
-        after = cursors.text_field(fields, "m")
+    after = cursors.resume_after(cursor, "visits", query_id, other="query")
     items: list[VisitBody] = []
     reading: ReadResult[Page[VisitEntry]] | None = None
     last: str | None = None

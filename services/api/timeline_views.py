@@ -29,14 +29,11 @@ def logged(topic: str, stored: StoredEvent) -> LoggedEvent:
 
 
 def decode_cursor(cursor: str | None, query_id: str) -> str | None:
-    fields = cursors.decode(cursor, "timeline")
-    if fields is None:
+    member = cursors.resume_after(cursor, "timeline", query_id, other="timeline or order")
+    if member is None:
         return None
-    if fields.get("q") != query_id:
-        raise invalid("cursor", "the cursor belongs to another timeline or order", "cursor")
-    member = cursors.text_field(fields, "m")
     try:
-        keyspace.member_prefix(member or "")
+        keyspace.member_prefix(member)
     except ValueError:
         raise invalid("cursor", "not a cursor this API issued", "cursor") from None
     return member
