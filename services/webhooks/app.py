@@ -50,9 +50,12 @@ KEEPALIVE_S = 5.0
 def http_session(settings: DeliverSettings) -> aiohttp.ClientSession:
     """The session every webhook goes out through.
 
-    Timeouts are per step, not per attempt: waiting for a connection (from the pool, or a new
-    one: CONNECT_TIMEOUT_S for the TCP and TLS handshake) and each wait for the receiver's
-    bytes are bounded by `deliver_timeout_s`."""
+    Each step is bounded: waiting for a connection (from the pool, or a new one) by
+    `deliver_timeout_s`, the TCP and TLS handshake by CONNECT_TIMEOUT_S, each wait for the
+    receiver's bytes by `deliver_timeout_s`. aiohttp bounds no write, so a receiver that takes
+    the connection and never reads the request would hold the attempt forever: the whole
+    attempt is bounded too, by the handshake's time and the receiver's."""
+    connect_s = min(CONNECT_TIMEOUT_S, settings.deliver_timeout_s)
     policy = TargetPolicy.of(settings.webhook_allowed_networks)
     connector = guarded_connector(
         policy,
@@ -63,9 +66,9 @@ def http_session(settings: DeliverSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
-            total=None,
+            total=connect_s + settings.deliver_timeout_s,
             connect=settings.deliver_timeout_s,
-            sock_connect=min(CONNECT_TIMEOUT_S, settings.deliver_timeout_s),
+            sock_connect=connect_s,
             sock_read=settings.deliver_timeout_s,
         ),
         trust_env=False,

@@ -184,6 +184,30 @@ async def test_no_answer_in_time_is_a_timeout(receiver: Receiver) -> None:
     assert str(result.error).startswith("timeout (")
 
 
+async def test_a_receiver_that_never_reads_the_request_is_a_timeout() -> None:
+    held: list[asyncio.StreamWriter] = []
+    never = asyncio.Event()
+
+    async def deaf(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await never.wait()
+
+    server = await asyncio.start_server(deaf, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    big = WebhookMessage("evt_1", b"x" * (16 * 1024 * 1024), dict(MESSAGE.headers))
+    try:
+        async with _sender(timeout_s=0.2) as sender:
+            result = await sender.send(f"http://127.0.0.1:{port}/", big, b"k")
+    finally:
+        never.set()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert result.status is None
+    assert str(result.error).startswith("timeout (")
+
+
 @pytest.mark.parametrize(
     ("host", "said"),
     [
