@@ -138,8 +138,32 @@ class Arrivals:
         return [(at - recorded) * 1000 for at, recorded in self.first.values()]
 
 
-async def receiver(arrivals: Arrivals) -> tuple[asyncio.Server, int]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class Receiver:
+    """The server and its open connections: `close` hangs up on each, so every handler ends
+    on its own (end of stream) instead of being cancelled when the loop shuts down."""
+
+    def __init__(self, arrivals: Arrivals) -> None:
+        self.arrivals = arrivals
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def start(self) -> None:
+        (self.port,) = free_ports(1)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._handlers.values():
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = writer
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -148,16 +172,13 @@ async def receiver(arrivals: Arrivals) -> tuple[asyncio.Server, int]:
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 body = await reader.readexactly(length)
-                arrivals.add(body, time.time())
+                self.arrivals.add(body, time.time())
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            del self._handlers[task]
             writer.close()
-
-    (port,) = free_ports(1)
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    return server, port
 
 
 async def sse_reader(url: str, key: str, arrivals: Arrivals, ready: asyncio.Event) -> None:
@@ -188,12 +209,22 @@ def meeting(event_id: str, a: str, b: str) -> dict[str, Any]:
 
 
 async def measure(s: Stack, quick: bool) -> list[Row]:
+    hooks = Receiver(Arrivals())
+    await hooks.start()
+    try:
+        return await _measure(s, quick, hooks)
+    finally:
+        await hooks.close()
+
+
+async def _measure(s: Stack, quick: bool, hooks: Receiver) -> list[Row]:
     duration_s = 10 if quick else 30
-    hooked, streamed = Arrivals(), Arrivals()
-    server, port = await receiver(hooked)
+    hooked, streamed = hooks.arrivals, Arrivals()
     owner = {"Authorization": f"Bearer {s.owner_key}"}
     async with httpx.AsyncClient(base_url=s.api_url, headers=owner, timeout=30) as api:
-        created = await api.post("/v1/subscriptions", json={"url": f"http://127.0.0.1:{port}/hook"})
+        created = await api.post(
+            "/v1/subscriptions", json={"url": f"http://127.0.0.1:{hooks.port}/hook"}
+        )
         if created.status_code != 201:
             raise RuntimeError(f"subscription refused: {created.text}")
     ready = asyncio.Event()
@@ -235,8 +266,6 @@ async def measure(s: Stack, quick: bool) -> list[Row]:
     sse.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sse
-    server.close()
-    await server.wait_closed()
 
     def rate(arrivals: Arrivals) -> float:
         last = max(at for at, _ in arrivals.first.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from chancery.observability import configure_logging
 from chancery.settings import DeliverSettings
@@ -14,9 +13,6 @@ from .app import run
 def main() -> None:
     settings = DeliverSettings()
     configure_logging(settings.log_level, json=settings.log_json, service="deliver")
-    # httpx logs every request at INFO: one line per webhook. Attempts are recorded (the
-    # deliveries of each subscription), failures logged by the worker itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(run(settings))
 
 

@@ -1,8 +1,8 @@
 """The composition root of the delivery worker (`chancery deliver`): its clients are made here.
 
-Redis (subscriptions, positions, leases: `RedisSubscriptionStore`), one HTTP client for every
-target (connections only to allowed addresses: `GuardedTransport`; no redirects; no proxy
-from the environment), one Kafka consumer per subscription delivered (assigned every
+Redis (subscriptions, positions, leases: `RedisSubscriptionStore`), one HTTP session for every
+target (aiohttp: connections only to allowed addresses, `guarded_connector`; no redirects; no
+proxy from the environment), one Kafka consumer per subscription delivered (assigned every
 partition, no consumer group: a subscription's position is its own, kept in Redis), and a
 small status server (`/healthz`, `/status`) on CHANCERY_DELIVER_PORT.
 """
@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
+import aiohttp
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from starlette.applications import Starlette
@@ -30,7 +30,7 @@ from services.platform.worker import serving_status, stop_on_signals
 from .runner import RunnerSettings, SubscriptionRunner
 from .sender import WebhookSender
 from .store import RedisSubscriptionStore, SubscriptionRecord
-from .targets import GuardedTransport, TargetPolicy
+from .targets import TargetPolicy, guarded_connector
 from .worker import DeliveryWorker
 
 logger = logging.getLogger(__name__)
@@ -39,21 +39,40 @@ CONNECT_TIMEOUT_S = 5.0
 METADATA_TIMEOUT_S = 30.0
 
 
-def http_client(settings: DeliverSettings) -> httpx.AsyncClient:
-    """The client every webhook goes out through."""
+# Connections open at once, to every target and to any one: one slow receiver can hold at
+# most a fifth of the pool, and the others keep theirs.
+MAX_CONNECTIONS = 500
+MAX_CONNECTIONS_PER_HOST = 100
+# An idle connection is closed after this long (the receiver may have forgotten it).
+KEEPALIVE_S = 5.0
+
+
+def http_session(settings: DeliverSettings) -> aiohttp.ClientSession:
+    """The session every webhook goes out through.
+
+    Each step is bounded: waiting for a connection (from the pool, or a new one) by
+    `deliver_timeout_s`, the TCP and TLS handshake by CONNECT_TIMEOUT_S, each wait for the
+    receiver's bytes by `deliver_timeout_s`. aiohttp bounds no write, so a receiver that takes
+    the connection and never reads the request would hold the attempt forever: the whole
+    attempt is bounded too, by the handshake's time and the receiver's."""
+    connect_s = min(CONNECT_TIMEOUT_S, settings.deliver_timeout_s)
     policy = TargetPolicy.of(settings.webhook_allowed_networks)
-    inner = httpx.AsyncHTTPTransport(
-        retries=0,
-        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
-        trust_env=False,
+    connector = guarded_connector(
+        policy,
+        limit=MAX_CONNECTIONS,
+        limit_per_host=MAX_CONNECTIONS_PER_HOST,
+        keepalive_s=KEEPALIVE_S,
     )
-    return httpx.AsyncClient(
-        transport=GuardedTransport(policy, inner),
-        timeout=httpx.Timeout(
-            settings.deliver_timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.deliver_timeout_s)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=connect_s + settings.deliver_timeout_s,
+            connect=settings.deliver_timeout_s,
+            sock_connect=connect_s,
+            sock_read=settings.deliver_timeout_s,
         ),
-        follow_redirects=False,
         trust_env=False,
+        auto_decompress=False,  # the answer is asked for uncompressed; what comes is kept raw
     )
 
 
@@ -78,9 +97,9 @@ async def run(settings: DeliverSettings, stop: asyncio.Event | None = None) -> N
         )
         stack.push_async_callback(redis.aclose)
         store = RedisSubscriptionStore(redis)
-        client = http_client(settings)
-        stack.push_async_callback(client.aclose)
-        sender = WebhookSender(client)
+        session = http_session(settings)
+        stack.push_async_callback(session.close)
+        sender = WebhookSender(session)
         tuning = runner_settings(settings)
 
         @asynccontextmanager

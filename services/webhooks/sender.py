@@ -13,12 +13,12 @@ and its first words explain a failure) and no further.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpx
+import aiohttp
 
 from .messages import WebhookMessage, signed_headers
 from .targets import TargetRefusedError
@@ -44,10 +44,13 @@ class Answer:
 
 
 class WebhookSender:
+    """Sends through `session`, whose connector decides where a connection may go and whose
+    timeouts bound each attempt (`services.webhooks.app.http_session`)."""
+
     def __init__(
-        self, client: httpx.AsyncClient, *, wall_clock: Callable[[], float] = time.time
+        self, session: aiohttp.ClientSession, *, wall_clock: Callable[[], float] = time.time
     ) -> None:
-        self._client = client
+        self._session = session
         self._wall_clock = wall_clock
 
     async def send(self, url: str, message: WebhookMessage, key: bytes) -> Answer:
@@ -55,31 +58,34 @@ class WebhookSender:
         headers["accept-encoding"] = "identity"  # what is read of the answer stays small
         started = time.perf_counter()
         try:
-            async with self._client.stream(
-                "POST", url, content=message.body, headers=headers
+            # Leaving the block with the body unread closes the connection instead of
+            # returning it to the pool, so a receiver's endless answer costs one connection.
+            async with self._session.post(
+                url, data=message.body, headers=headers, allow_redirects=False
             ) as response:
                 kept = b""
-                async for chunk in response.aiter_bytes():
-                    kept += chunk
-                    if len(kept) >= BODY_KEPT:
+                while len(kept) < BODY_KEPT:
+                    chunk = await response.content.read(BODY_KEPT - len(kept))
+                    if not chunk:
                         break
-        except httpx.TimeoutException as exc:
+                    kept += chunk
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
             return Answer(None, _ms(started), f"timeout ({type(exc).__name__})")
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             return Answer(None, _ms(started), f"connection failed: {_reason(exc)}")
         except TargetRefusedError as exc:
             return Answer(None, _ms(started), f"target refused: {exc}")
         latency = _ms(started)
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return Answer(status, latency)
         text = kept[:ERROR_BODY_SHOWN].decode("utf-8", "replace").strip()
-        error = f"HTTP {status} {response.reason_phrase}".strip()
+        error = f"HTTP {status} {response.reason or ''}".strip()
         if 300 <= status < 400:
             error += " (redirects are not followed: give the final URL)"
         elif text:
             error += f": {text}"
-        return Answer(status, latency, error, _retry_after(response, self._wall_clock()))
+        return Answer(status, latency, error, _retry_after(response.headers, self._wall_clock()))
 
 
 def _ms(started: float) -> float:
@@ -91,8 +97,8 @@ def _reason(exc: Exception) -> str:
     return text[:200]
 
 
-def _retry_after(response: httpx.Response, now: float) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    value = headers.get("retry-after")  # aiohttp's headers ignore case
     if not value:
         return None
     value = value.strip()

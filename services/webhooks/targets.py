@@ -5,10 +5,11 @@ network. So a target is checked twice against `TargetPolicy`:
 
 - when the subscription is created (the API): the scheme is http or https, and every address
   the host resolves to is public, or in `CHANCERY_WEBHOOK_ALLOWED_NETWORKS`; else a 422;
-- at every connection the delivery worker makes (`GuardedTransport`): the host is resolved
+- at every connection the delivery worker opens (`guarded_connector`): the host is resolved
   again, every address checked again, and the connection made to the very address checked,
   so a name that resolved to a public address at creation and to 10.0.0.1 later (DNS
-  rebinding) is refused, and there is no window between the check and the connection.
+  rebinding) is refused, and there is no window between the check and the connection. A
+  connection kept alive goes on to the address it was opened to.
 
 Refused by default: loopback, private (RFC 1918), link-local (169.254.0.0/16, the cloud
 metadata address among them), unique-local (fc00::/7), unspecified, multicast, and every
@@ -23,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+from aiohttp import AddrInfoType, TCPConnector
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,16 +110,20 @@ class TargetPolicy:
         if not found:
             raise TargetRefusedError(f"{host} resolves to no address")
         for address in found:
-            reason = self.refusal(address)
-            if reason is not None:
-                shown = host if host == str(address) else f"{host} -> {address}"
-                raise TargetRefusedError(f"{shown}: {reason.split(' is ', 1)[1]}; refused")
+            _refuse_unless_allowed(self, host, address)
         return found
 
     async def check(self, url: str) -> None:
         """Raise `TargetRefusedError` unless `url` may be a webhook target now."""
         host, port = self.check_url(url)
         await self.addresses(host, port)
+
+
+def _refuse_unless_allowed(policy: TargetPolicy, host: str, address: IpAddress) -> None:
+    reason = policy.refusal(address)
+    if reason is not None:
+        shown = host if host == str(address) else f"{host} -> {address}"
+        raise TargetRefusedError(f"{shown}: {reason.split(' is ', 1)[1]}; refused")
 
 
 async def _resolve(host: str, port: int) -> list[IpAddress]:
@@ -138,27 +144,65 @@ async def _resolve(host: str, port: int) -> list[IpAddress]:
     return list(seen.values())
 
 
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """httpx's transport, connecting only to addresses the policy allows.
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for the delivery worker: every name resolved and checked.
 
-    Each request's host is resolved and checked here, and the request is sent to the first
-    address checked (the `Host` header and, for https, the TLS server name and certificate
-    check keep the name), so what is checked is what is connected to."""
+    The connector (`guarded_connector`) asks it at each new connection, never from a cache,
+    and connects to the addresses it returns; the name stays the request's `Host` and, for
+    https, its TLS server name and the name the certificate is checked against."""
 
-    def __init__(self, policy: TargetPolicy, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, policy: TargetPolicy) -> None:
         self._policy = policy
-        self._inner = inner
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        addresses: Sequence[IpAddress] = await self._policy.addresses(host, port)
-        chosen = str(addresses[0])
-        if chosen != host:
-            if request.url.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host=chosen)
-        return await self._inner.handle_async_request(request)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._policy.addresses(host, port)
+        results = [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=_family(address),
+                proto=socket.IPPROTO_TCP,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for address in found
+            if family in (socket.AF_UNSPEC, _family(address))
+        ]
+        if not results:
+            raise OSError(f"{host} has no {family.name} address")
+        return results
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def close(self) -> None:
+        return None
+
+
+def _family(address: IpAddress) -> socket.AddressFamily:
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+def guarded_connector(
+    policy: TargetPolicy, *, limit: int, limit_per_host: int, keepalive_s: float
+) -> TCPConnector:
+    """A connector that connects only where `policy` allows.
+
+    A name goes through `GuardedResolver`, resolved anew for each connection (no DNS cache).
+    A URL whose host is an address is never given to a resolver by aiohttp, so the socket
+    each connection opens is checked too: that covers addresses written in the URL, and it
+    is the very address connected to."""
+
+    def checked_socket(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        written = str(sockaddr[0])
+        _refuse_unless_allowed(policy, written, ipaddress.ip_address(written))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return TCPConnector(
+        resolver=GuardedResolver(policy),
+        use_dns_cache=False,
+        socket_factory=checked_socket,
+        limit=limit,
+        limit_per_host=limit_per_host,
+        keepalive_timeout=keepalive_s,
+    )
