@@ -237,14 +237,23 @@ async def _measure(s: Stack, quick: bool, hooks: Receiver) -> list[Row]:
     async with httpx.AsyncClient(base_url=s.ingest_url, headers=writer, timeout=30) as ingest:
         began = time.perf_counter()
         wall_began = time.time()
+        # Open loop: each batch leaves on its schedule, whether or not the one before was
+        # answered (a closed loop would offer less whenever ingest slows down).
+        posts: set[asyncio.Task[str]] = set()
         for n in range(total // BATCH):
             due = began + n * BATCH / RATE
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             events = [
                 meeting(f"w{n}-{i}", *PAIRS[(n * BATCH + i) % len(PAIRS)]) for i in range(BATCH)
             ]
-            await post(ingest, events)
+            posts.add(asyncio.create_task(post(ingest, events)))
+            for done in [t for t in posts if t.done()]:
+                posts.discard(done)
+                done.result()  # ingest refused a batch: the run is void
         offered_s = time.perf_counter() - began
+        for answered in await asyncio.gather(*posts, return_exceptions=True):
+            if isinstance(answered, BaseException):
+                raise answered
     try:
         async with asyncio.timeout(120):
             while True:
