@@ -91,3 +91,58 @@ cmd_status() {
     data_dir="$(abs_dir "${data_dir}")"
     running_pid "${data_dir}"
 }
+
+# --- clusters: the sourcing script sets CLUSTER_NODES -------------------------------------
+
+# conf_value FILE KEY: the value of `KEY=value` in FILE (our own key=value files).
+conf_value() {
+    sed -n "s|^$2=||p" "$1" | tail -n 1
+}
+
+# A cluster node's dir: node.conf names its id, ports and the quorum's voters.
+is_cluster_node() {
+    [[ -f "$1/node.conf" ]]
+}
+
+node_dir() {
+    printf '%s/node-%s\n' "$1" "$2"
+}
+
+# cluster stop: SIGTERM to every node at once, then wait for each. One by one, the last
+# Kafka node would wait for a controller quorum that left with the others (a majority of
+# the voters must run to grant its controlled shutdown) until the timeout's SIGKILL.
+# --kill: SIGKILL them all, as a power cut would.
+cluster_stop() {
+    local cluster_dir="$1" timeout="$2" only="$3" kill="$4" n dir code=0
+    local -a args=(--timeout "${timeout}") pids=()
+    [[ "${kill}" == "yes" ]] && args=(--kill --timeout 10)
+    for ((n = 1; n <= CLUSTER_NODES; n++)); do
+        [[ -z "${only}" || "${only}" == "${n}" ]] || continue
+        dir="$(node_dir "${cluster_dir}" "${n}")"
+        [[ -d "${dir}" ]] || continue
+        cmd_stop --data-dir "${dir}" "${args[@]}" &
+        pids+=("$!")
+    done
+    for n in "${pids[@]}"; do
+        wait "${n}" || code=1
+    done
+    return "${code}"
+}
+
+# cluster status: "NODE PORT PID" a line (PID "-" when stopped); 0 when every node asked runs.
+cluster_status() {
+    local cluster_dir="$1" only="$2" n dir pid port code=0
+    [[ -f "${cluster_dir}/cluster.conf" ]] || return 1
+    for ((n = 1; n <= CLUSTER_NODES; n++)); do
+        [[ -z "${only}" || "${only}" == "${n}" ]] || continue
+        dir="$(node_dir "${cluster_dir}" "${n}")"
+        port="$(conf_value "${dir}/node.conf" port 2>/dev/null || true)"
+        if pid="$(running_pid "${dir}")"; then
+            printf '%s %s %s\n' "${n}" "${port}" "${pid}"
+        else
+            printf '%s %s -\n' "${n}" "${port}"
+            code=1
+        fi
+    done
+    return "${code}"
+}

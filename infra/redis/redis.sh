@@ -215,18 +215,6 @@ cmd_wait() {
 
 # --- the cluster: three masters, three replicas ---------------------------------------------
 
-conf_value() {
-    sed -n "s|^$2=||p" "$1" | tail -n 1
-}
-
-is_cluster_node() {
-    [[ -f "$1/node.conf" ]]
-}
-
-node_dir() {
-    printf '%s/node-%s\n' "$1" "$2"
-}
-
 # A cluster node, started on its own: its node.conf fixes its port and settings, its
 # nodes.conf (Redis's) where it stood in the cluster.
 start_cluster_node() {
@@ -421,41 +409,6 @@ cluster_nodes() {
         out+="${out:+,}127.0.0.1:${port}"
     done < <(cluster_ports "$1")
     printf '%s\n' "${out}"
-}
-
-# cluster stop / kill: every node at once, then wait for each.
-cluster_stop() {
-    local cluster_dir="$1" timeout="$2" only="$3" kill="$4" n dir code=0
-    local -a args=(--timeout "${timeout}") pids=()
-    [[ "${kill}" == "yes" ]] && args=(--kill --timeout 10)
-    for ((n = 1; n <= CLUSTER_NODES; n++)); do
-        [[ -z "${only}" || "${only}" == "${n}" ]] || continue
-        dir="$(node_dir "${cluster_dir}" "${n}")"
-        [[ -d "${dir}" ]] || continue
-        cmd_stop --data-dir "${dir}" "${args[@]}" &
-        pids+=("$!")
-    done
-    for n in "${pids[@]}"; do
-        wait "${n}" || code=1
-    done
-    return "${code}"
-}
-
-cluster_status() {
-    local cluster_dir="$1" only="$2" n dir pid port code=0
-    [[ -f "${cluster_dir}/cluster.conf" ]] || return 1
-    for ((n = 1; n <= CLUSTER_NODES; n++)); do
-        [[ -z "${only}" || "${only}" == "${n}" ]] || continue
-        dir="$(node_dir "${cluster_dir}" "${n}")"
-        port="$(conf_value "${dir}/node.conf" port 2>/dev/null || true)"
-        if pid="$(running_pid "${dir}")"; then
-            printf '%s %s %s\n' "${n}" "${port}" "${pid}"
-        else
-            printf '%s %s -\n' "${n}" "${port}"
-            code=1
-        fi
-    done
-    return "${code}"
 }
 
 cmd_cluster() {
