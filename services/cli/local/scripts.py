@@ -83,7 +83,38 @@ def run_script(
     return stdout
 
 
-class ScriptServer(ABC):
+class _Started(ABC):
+    """`with server:` starts it, waits until it serves (stopping it if it never does), and
+    stops it at the end."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def wait_ready(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ScriptServer(_Started):
     """A server started in its own session by a script, known by the pid file in data_dir.
 
     start() returns once the process runs; wait_ready() until it serves clients. As a
@@ -149,28 +180,11 @@ class ScriptServer(ABC):
     def is_running(self) -> bool:
         return self.pid is not None
 
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 NodeT = TypeVar("NodeT", bound=ScriptServer)
 
 
-class ScriptCluster(ABC, Generic[NodeT]):
+class ScriptCluster(_Started, Generic[NodeT]):
     """Several servers of one script as one cluster: `<script>.sh cluster ...` on data_dir.
 
     Each node lives in data_dir/node-N (N from 1) and is a ScriptServer of its own, so a
@@ -269,20 +283,3 @@ class ScriptCluster(ABC, Generic[NodeT]):
     def running(self) -> list[int]:
         """The numbers of the nodes that run."""
         return [number for number, pid in self.pids().items() if pid is not None]
-
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
