@@ -119,6 +119,7 @@ def _one_decimal(value: float) -> float:
     return round(value, 1)
 
 
+@lru_cache(maxsize=1024)  # the twin calls it per event; Goldstein values are a few hundred
 def _in_tenths(value: float) -> bool:
     """What `_one_decimal` lets through unchanged."""
     return round(value, 1) == value

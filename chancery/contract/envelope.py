@@ -159,6 +159,7 @@ def _canonical_time(text: str) -> datetime | None:
         return None
 
 
+@lru_cache(maxsize=4096)  # a hit costs no Python frame
 def _is_canonical_time(text: str) -> bool:
     return _canonical_time(text) is not None
 

@@ -314,6 +314,7 @@ def _parsed(text: str) -> When:
     return When(text)
 
 
+@lru_cache(maxsize=PARSED_CACHE_SIZE)  # a hit costs no Python frame
 def _is_when(text: str) -> bool:
     """What `When._validate_text` accepts."""
     try:
