@@ -385,13 +385,16 @@ _Envelope = _struct(
 _ONE = msgspec.json.Decoder(_Envelope)
 _BATCH = msgspec.json.Decoder(list[_Envelope])  # type: ignore[valid-type]
 _encode = msgspec.json.Encoder().encode
+# What msgspec raises for a body it refuses: its own errors, and RecursionError for nesting
+# deeper than it follows (pydantic then answers as it always has).
+_REFUSED = (msgspec.MsgspecError, RecursionError)
 
 
 def _incoming(envelope: Any) -> Incoming | None:
     kind = _KINDS[envelope.type]
     try:
         data = envelope.data = kind.data.decode(envelope.data)
-    except msgspec.MsgspecError:
+    except _REFUSED:
         return None
     for check in kind.checks:
         if not check(envelope):
@@ -411,7 +414,7 @@ def accept_json(raw: bytes | str) -> Incoming | None:
     caller asks pydantic (`parse_incoming_json`, then `parse_incoming` for the errors)."""
     try:
         envelope = _ONE.decode(raw)
-    except msgspec.MsgspecError:
+    except _REFUSED:
         return None
     return _incoming(envelope)
 
@@ -420,7 +423,7 @@ def accept_batch_json(raw: bytes | str) -> list[Incoming] | None:
     """Every client event of the JSON array `raw`, if the twin accepts them all; else None."""
     try:
         envelopes = _BATCH.decode(raw)
-    except msgspec.MsgspecError:
+    except _REFUSED:
         return None
     accepted: list[Incoming] = []
     for envelope in envelopes:

@@ -412,6 +412,10 @@ def test_bodies_a_dict_cannot_write_are_read_alike() -> None:
         b"\xef\xbb\xbf" + good,
         good.replace(b"Moscow", b"Mosc\xffw"),
         b"[" + good + b"]",
+        text.replace('"mentions":12', '"mentions":' + "[" * 100_000 + "]" * 100_000).encode(),
+        text.replace(
+            '"occurred":', '"x":' + "[" * 100_000 + "]" * 100_000 + ',"occurred":'
+        ).encode(),
         b"null",
         b"",
     ]
