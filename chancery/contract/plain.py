@@ -19,10 +19,10 @@ What makes the two readings agree:
   `exclude_none` does; an explicit `null` is refused (pydantic's path takes it);
 - every other default is written, as pydantic writes it;
 - fields keep the models' order, so `msgspec.json.encode` writes the canonical bytes;
-- patterns: pydantic-core runs them with Rust's regex engine, msgspec with Python's `re`.
-  `$` becomes `\\Z` (Python's `$` also matches before a final newline), and a pattern with a
-  class such as `\\s` or `\\d`, whose meaning beyond ASCII differs between the engines, only
-  takes printable ASCII (plus tab and line ends), where they agree;
+- patterns are not msgspec's (Python's `re`, whose `$` and `\\s` differ from Rust's regex):
+  each Struct's `__post_init__` hands its patterned strings, and the values a Python check
+  judges, to one pydantic-core validator built from the same constraints, so a pattern runs
+  on the engine the models run it on;
 - the extensions (`recordedtime`, `partitionkey`) are not fields here, so a client's
   are refused (unknown fields are refused everywhere, as `extra="forbid"` does).
 """
@@ -37,7 +37,6 @@ import annotated_types
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 from pydantic import BaseModel, StringConstraints, WithJsonSchema
-from pydantic._internal._decorators import Decorator
 from pydantic.fields import FieldInfo
 from pydantic_core import SchemaValidator, core_schema
 
@@ -254,7 +253,7 @@ def _model_checks(model: type[BaseModel]) -> list[Callable[[Any], bool]]:
     if config != {"extra": "forbid"}:
         raise _NotPlain(f"{model.__name__}'s configuration: {config}")
     checks: list[Callable[[Any], bool]] = []
-    validators: tuple[Decorator[Any], ...] = (
+    validators: tuple[Any, ...] = (  # pydantic's `Decorator`s
         *decorators.validators.values(),
         *decorators.field_validators.values(),
         *decorators.root_validators.values(),

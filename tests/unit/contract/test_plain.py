@@ -416,6 +416,10 @@ def test_bodies_a_dict_cannot_write_are_read_alike() -> None:
         text.replace(
             '"occurred":', '"x":' + "[" * 100_000 + "]" * 100_000 + ',"occurred":'
         ).encode(),
+        *(
+            text.replace('"source":', f'"subject":"a{raw}b","source":').encode()
+            for raw in ("\t", "\n", "\x01", "\x1f", "\x7f")  # raw: JSON forbids all but DEL
+        ),
         b"null",
         b"",
     ]
