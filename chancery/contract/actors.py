@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import field_error
+from .plain_rules import Plain
 from .text import Label, Name, Slug
 
 
@@ -185,9 +186,11 @@ def _check_actor(code: str) -> str:
     return code
 
 
+# The plain twin takes a code as written in upper case, which `_Code` keeps as it is.
 CountryCode = Annotated[
     str,
     _Code(_check_country),
+    Plain(values=_alpha3),
     WithJsonSchema(
         {
             "type": "string",
@@ -201,6 +204,7 @@ CountryCode = Annotated[
 ActorCode = Annotated[
     str,
     _Code(_check_actor),
+    Plain(values=lambda: (*_alpha3(), *IGOS)),
     WithJsonSchema(
         {
             "type": "string",
@@ -217,6 +221,7 @@ ActorCode = Annotated[
 IgoCode = Annotated[
     str,
     _Code(_check_igo),
+    Plain(values=lambda: IGOS),
     WithJsonSchema(
         {
             "type": "string",

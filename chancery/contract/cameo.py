@@ -25,6 +25,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from .plain_rules import Plain
+
 QuadClass = Literal[1, 2, 3, 4]
 QUAD_CLASS_NAMES: Mapping[int, str] = MappingProxyType(
     {
@@ -101,6 +103,7 @@ CameoCode = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{2,4}$"),
     AfterValidator(_check_code),
+    Plain(values=table),
 ]
 """A CAMEO event code of the table, as a string with its leading zeros."""
 
@@ -116,7 +119,15 @@ def _one_decimal(value: float) -> float:
     return round(value, 1)
 
 
-Goldstein = Annotated[float, Field(ge=-10.0, le=10.0), AfterValidator(_one_decimal)]
+@lru_cache(maxsize=1024)  # the twin calls it per event; Goldstein values are a few hundred
+def _in_tenths(value: float) -> bool:
+    """What `_one_decimal` lets through unchanged."""
+    return round(value, 1) == value
+
+
+Goldstein = Annotated[
+    float, Field(ge=-10.0, le=10.0), AfterValidator(_one_decimal), Plain(check=_in_tenths)
+]
 """A Goldstein value: -10 (conflict) to +10 (cooperation), in tenths."""
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Annotated, Literal, TypeAlias, get_args
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -38,6 +38,7 @@ from .cameo import (
 )
 from .envelope import EventEnvelope, EventRef, Payload
 from .errors import field_error
+from .plain_rules import same_check_as
 from .text import HttpUrl, Label, Name, Quote, Slug, Text
 from .when import When
 
@@ -551,6 +552,12 @@ class EventRetracted(EventEnvelope):
         return data
 
 
+@same_check_as(EventRetracted._not_itself)
+def _plain_not_itself(event: Any) -> bool:
+    target = event.data.target
+    return not (target.source == event.source and target.id == event.id)
+
+
 AnyEvent: TypeAlias = (
     EnvoyAppointed
     | VisitAnnounced
@@ -623,8 +630,17 @@ def quad_class(event: Event) -> QuadClass | None:
     return None if code is None else lookup(code).quad_class
 
 
+RETRACTION = "diplomacy.event.retracted"
+
+
 def retraction_target(event: Event) -> tuple[str, str] | None:
     """(source, id) of the event a retraction names; None for any other event."""
-    if isinstance(event, EventRetracted):
-        return event.data.target.source, event.data.target.id
+    return target_of(event.type, event.data)
+
+
+def target_of(type_name: str, data: Any) -> tuple[str, str] | None:
+    """`retraction_target` of an event of type `type_name` whose payload is `data`: a model,
+    or its plain twin (plain.py), which has the same field names."""
+    if type_name == RETRACTION:
+        return data.target.source, data.target.id
     return None

@@ -18,24 +18,11 @@ topic's count is never changed under it (services/platform/topics.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import assert_never
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
 
-from .catalogue import (
-    EnvoyAppointedData,
-    Event,
-    EventCodedData,
-    EventRetractedData,
-    IncidentOccurredData,
-    MeetingHeldData,
-    PartnershipDeclaredData,
-    ProposalMadeData,
-    ProposalRejectedData,
-    RelationsChangedData,
-    StanceDeclaredData,
-    StatementMadeData,
-    TripPayload,
-)
+from .catalogue import EVENT_TYPES, TRIP_TYPES, Event
 
 EVENTS_TOPIC = "chancery.events"
 DEAD_LETTER_TOPIC = "chancery.events.dlq"
@@ -64,28 +51,41 @@ def _pair_key(a: str, b: str) -> str:
 
 def partition_key(event: Event) -> str | None:
     """The Kafka record key of `event`; None for a retraction (ingest resolves it)."""
-    data = event.data
-    match data:
-        case EventCodedData():  # first: imports make these the bulk of the traffic
-            return _pair_key(data.actor1, data.actor2)
-        case TripPayload():
-            return data.traveller.id
-        case EnvoyAppointedData():
-            return data.person.id
-        case RelationsChangedData() | PartnershipDeclaredData():
-            return party_key(data.parties)
-        case MeetingHeldData() | IncidentOccurredData():
-            return party_key(data.parties)
-        case StatementMadeData():
-            return party_key((data.by, *data.targets))
-        case ProposalMadeData() | ProposalRejectedData():
-            return data.proposal_id
-        case StanceDeclaredData():
-            return data.party
-        case EventRetractedData():
-            return None
-        case _:
-            assert_never(data)
+    return partition_key_of(event.type, event.data)
+
+
+def partition_key_of(type_name: str, data: Any) -> str | None:
+    """`partition_key` of an event of type `type_name` whose payload is `data`: a model, or
+    its plain twin (plain.py), which has the same field names."""
+    return _KEY_OF[type_name](data)
+
+
+def _traveller(data: Any) -> str:
+    return str(data.traveller.id)
+
+
+def _parties(data: Any) -> str:
+    return party_key(data.parties)
+
+
+_KEY_OF: Mapping[str, Callable[[Any], str | None]] = MappingProxyType(
+    {
+        "diplomacy.event.coded": lambda data: _pair_key(data.actor1, data.actor2),
+        **dict.fromkeys(TRIP_TYPES, _traveller),
+        "diplomacy.envoy.appointed": lambda data: str(data.person.id),
+        "diplomacy.relations.changed": _parties,
+        "diplomacy.partnership.declared": _parties,
+        "diplomacy.meeting.held": _parties,
+        "diplomacy.incident.occurred": _parties,
+        "diplomacy.statement.made": lambda data: party_key((data.by, *data.targets)),
+        "diplomacy.proposal.made": lambda data: str(data.proposal_id),
+        "diplomacy.proposal.rejected": lambda data: str(data.proposal_id),
+        "diplomacy.stance.declared": lambda data: str(data.party),
+        "diplomacy.event.retracted": lambda data: None,
+    }
+)
+if _KEY_OF.keys() != EVENT_TYPES.keys():
+    raise RuntimeError(f"no partition key rule for {set(EVENT_TYPES) - set(_KEY_OF)}")
 
 
 def murmur2(data: bytes) -> int:

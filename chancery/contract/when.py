@@ -25,11 +25,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
+
+from .plain_rules import Plain, plain_type
 
 Precision = Literal["datetime", "day", "week", "month", "interval"]
 
@@ -310,6 +312,27 @@ def _parsed(text: str) -> When:
     one instance per text serves every event that names it. Bounded, so hostile input only
     evicts; a text that fails is not remembered (it raises again)."""
     return When(text)
+
+
+@lru_cache(maxsize=PARSED_CACHE_SIZE)  # a hit costs no Python frame
+def _is_when(text: str) -> bool:
+    """What `When._validate_text` accepts."""
+    try:
+        _parsed(text)
+    except InvalidWhen:
+        return False
+    return True
+
+
+# The twin takes only the shape of the JSON Schema's pattern (the parser alone also reads,
+# say, a final newline), then the parser's verdict.
+plain_type(
+    When,
+    Plain(
+        base=Annotated[str, StringConstraints(max_length=MAX_LENGTH, pattern=WHEN_PATTERN)],
+        check=_is_when,
+    ),
+)
 
 
 def day_bound(day: date) -> str:

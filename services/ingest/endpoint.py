@@ -29,7 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from chancery.auth import AuthenticationError, PermissionDeniedError, utcnow
 from chancery.auth import Scope as AuthScope
-from chancery.contract import Event, EventEnvelope
+from chancery.contract.plain import Incoming, incoming
 from chancery.observability import correlation_id
 from services.platform.web import (
     CORRELATION_HEADER,
@@ -156,7 +156,7 @@ async def _events(
     *,
     batch: bool,
     binary: bool,
-) -> list[Event]:
+) -> list[Incoming]:
     """The request's events, all valid, or the `Problem` that says what is wrong."""
     settings = ctx.settings
     attributes: dict[str, str] = {}
@@ -173,7 +173,7 @@ async def _events(
     )
     if binary:
         seen.obj = binary_mode.structured(attributes, parsing.parse_json(body), media)
-        return [parsing.parse_event(seen.obj)]
+        return [incoming(parsing.parse_event(seen.obj))]
     events = parsing.parse_valid_body(body, batch=batch, max_events=settings.max_batch_events)
     if events is not None:
         seen.obj, seen.counted = events, len(events)
@@ -181,10 +181,12 @@ async def _events(
     # Something is wrong with the body: find out what, and say so.
     seen.obj = parsing.parse_json(body)
     if not batch:
-        return [parsing.parse_event(seen.obj)]
+        return [incoming(parsing.parse_event(seen.obj))]
     if isinstance(seen.obj, list):
         seen.counted = max(1, len(seen.obj))
-    return parsing.parse_batch(seen.obj, max_events=settings.max_batch_events)
+    return [
+        incoming(e) for e in parsing.parse_batch(seen.obj, max_events=settings.max_batch_events)
+    ]
 
 
 def _authorize(ctx: IngestContext, authorization: str | None) -> None:
@@ -205,7 +207,7 @@ def _ids_of(obj: Any) -> list[str]:
     return [
         str(item["id"])[:128] if isinstance(item, dict) else item.id
         for item in items[:LOGGED_IDS]
-        if (isinstance(item, dict) and "id" in item) or isinstance(item, EventEnvelope)
+        if (isinstance(item, dict) and "id" in item) or isinstance(item, Incoming)
     ]
 
 

@@ -4,11 +4,13 @@ Limits are checked before work: the body size while it streams in (413), the con
 (415), the JSON syntax (400), the batch length (422), then each event (422). Every event of
 a batch is validated, so one answer lists every bad event, not only the first.
 
-`parse_valid_body` first tries the contract's fast path (the whole body validated from its
-bytes by pydantic-core, with no Python objects of the JSON made on the way). It succeeds
-exactly when every event is valid; any other body goes the plain way above, which gives the
-status and the errors. (A batch of valid events over the length limit is therefore
-validated before it is refused; the body size limit bounds that work.)
+`parse_valid_body` first tries the contract's fast paths: its plain-data twin (msgspec Structs
+generated from the models: chancery/contract/plain.py), which takes the event types whose
+rules it can state (the imports' coded events, retractions) and accepts only what pydantic
+accepts, into the same bytes; then the whole body validated from its bytes by
+pydantic-core. Each succeeds only when every event is valid; any other body goes the plain
+way above, which gives the status and the errors. (A batch of valid events over the length
+limit is therefore validated before it is refused; the body size limit bounds that work.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from chancery.contract import (
     parse_incoming_batch_json,
     parse_incoming_json,
 )
+from chancery.contract.plain import Incoming, accept_batch_json, accept_json, incoming
 from services.platform.web import Problem, field_path
 
 SINGLE_TYPES = ("application/cloudevents+json", "application/json")
@@ -94,16 +97,22 @@ def parse_json(body: bytes) -> Any:
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}") from None
 
 
-def parse_valid_body(body: bytes, *, batch: bool, max_events: int) -> list[Event] | None:
-    """The events of a body whose every event is valid (the fast path); None for any other
+def parse_valid_body(body: bytes, *, batch: bool, max_events: int) -> list[Incoming] | None:
+    """The events of a body whose every event is valid (the fast paths); None for any other
     body, whose refusal then comes from `parse_json` and `parse_batch` / `parse_event`."""
     if batch:
-        events = parse_incoming_batch_json(body)
-        if events is not None:
-            check_batch_length(len(events), max_events)
-        return events
-    event = parse_incoming_json(body)
-    return None if event is None else [event]
+        accepted = accept_batch_json(body)
+        if accepted is None:
+            events = parse_incoming_batch_json(body)
+            accepted = None if events is None else [incoming(e) for e in events]
+        if accepted is not None:
+            check_batch_length(len(accepted), max_events)
+        return accepted
+    one = accept_json(body)
+    if one is None:
+        event = parse_incoming_json(body)
+        one = None if event is None else incoming(event)
+    return None if one is None else [one]
 
 
 def check_batch_length(length: int, max_events: int) -> None:

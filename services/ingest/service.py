@@ -29,13 +29,11 @@ from chancery.contract import (
     Event,
     EventRetracted,
     digest_of,
-    encode_unstamped,
     event_key,
-    partition_key,
     recorded_json,
-    retraction_target,
     stamp_encoded,
 )
+from chancery.contract.plain import Incoming
 from chancery.keyspace import IdempotencyRecord
 from chancery.positions import Position
 
@@ -127,7 +125,7 @@ class IngestService:
         """Requests whose events still have an unknown outcome."""
         return len(self._settling)
 
-    async def ingest(self, events: Sequence[Event]) -> Accepted:
+    async def ingest(self, events: Sequence[Incoming]) -> Accepted:
         try:
             return await self._ingest(events)
         except IdempotencyUnavailableError as exc:
@@ -141,20 +139,13 @@ class IngestService:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
 
-    async def _ingest(self, events: Sequence[Event]) -> Accepted:
-        # One pass over the events: each one's identity, partition key (None for a retraction:
-        # resolved below) and one encoding: its digest now, its stamped bytes once it is ours
-        # to publish.
-        keys: list[str] = []
-        unstamped: list[bytes] = []
-        digests: list[str] = []
-        pkeys: list[str | None] = []
-        for e in events:
-            raw = encode_unstamped(e)
-            keys.append(event_key(e.source, e.id))
-            unstamped.append(raw)
-            digests.append(digest_of(raw))
-            pkeys.append(partition_key(e))
+    async def _ingest(self, events: Sequence[Incoming]) -> Accepted:
+        # Each event's identity, partition key (None for a retraction: resolved below) and one
+        # encoding: its digest now, its stamped bytes once it is ours to publish.
+        keys = [e.key for e in events]
+        unstamped = [e.unstamped for e in events]
+        digests = [digest_of(raw) for raw in unstamped]
+        pkeys: list[str | None] = [e.partition_key for e in events]
 
         # 1. Identities repeated inside the request: same content is one event, else a conflict.
         first_index: dict[str, int] = {}
@@ -254,7 +245,7 @@ class IngestService:
         return answer
 
     async def _claim(
-        self, events: Sequence[Event], unique: list[int], claims: dict[int, Claim]
+        self, events: Sequence[Incoming], unique: list[int], claims: dict[int, Claim]
     ) -> tuple[dict[str, IdempotencyRecord], list[int]]:
         """Claim every identity. Returns what is already known, and what is now ours."""
         loop = asyncio.get_running_loop()
@@ -365,7 +356,7 @@ class IngestService:
 
     async def _partition_keys(
         self,
-        events: Sequence[Event],
+        events: Sequence[Incoming],
         keys: Sequence[str],
         pkeys: list[str | None],
         unique: Sequence[int],
@@ -377,7 +368,7 @@ class IngestService:
         refs: dict[str, tuple[str, str]] = {}  # a target's key -> its (source, id)
         for i in unique:
             if pkeys[i] is None:
-                target = retraction_target(events[i])
+                target = events[i].retracts
                 if target is not None:
                     targets[i] = event_key(*target)
                     refs[targets[i]] = target
@@ -388,7 +379,7 @@ class IngestService:
         for i, t in targets.items():
             if t not in first_index:
                 pending[i] = t
-            elif isinstance(events[first_index[t]], EventRetracted):
+            elif events[first_index[t]].retracts is not None:
                 problems.append(_bad_target(i, events[i], "retracts a retraction; it is final"))
             else:
                 # The target is in this same request: the retraction shares its key.
@@ -425,7 +416,7 @@ class IngestService:
             raise UnavailableError(f"read models unavailable: {exc}") from exc
 
 
-def _conflict(index: int, event: Event, why: str) -> dict[str, object]:
+def _conflict(index: int, event: Incoming, why: str) -> dict[str, object]:
     return {
         "index": index,
         "id": event.id,
@@ -435,5 +426,5 @@ def _conflict(index: int, event: Event, why: str) -> dict[str, object]:
     }
 
 
-def _bad_target(index: int, event: Event, why: str) -> dict[str, object]:
+def _bad_target(index: int, event: Incoming, why: str) -> dict[str, object]:
     return {"index": index, "id": event.id, "field": "data.target", "message": why}
