@@ -6,8 +6,9 @@ to every event POSTs to a local receiver (a bare asyncio HTTP/1.1 server answeri
 the receiver costs little of the two shared CPUs); an SSE client reads `/v1/stream` at the
 same time. The receiver runs in a process of its own: a real receiver is another system, and
 in the load generator's process its answers waited behind the posting and the SSE client's
-reading, which the worker then counted as its own latency. The load is posted through ingest in batches of 10 every 10 ms for the run's
-length, over 20 subjects (pairs), so the worker delivers subjects in parallel.
+reading, which the worker then counted as its own latency. The load is posted through ingest
+in batches of 10 every 10 ms for the run's length, over 20 subjects (pairs), so the worker
+delivers subjects in parallel.
 
 Latency of each path: from the event's `recordedtime` (when ingest accepted it: both paths
 start from the same instant, on the same clock) to its arrival at the receiver, or at the
