@@ -4,8 +4,11 @@ One stack, each service its own process as in production: ingest, the live proje
 API and `chancery deliver`, on Kafka and Redis from the benchmark framework. A subscription
 to every event POSTs to a local receiver (a bare asyncio HTTP/1.1 server answering 204, so
 the receiver costs little of the two shared CPUs); an SSE client reads `/v1/stream` at the
-same time. The load is posted through ingest in batches of 10 every 10 ms for the run's
-length, over 20 subjects (pairs), so the worker delivers subjects in parallel.
+same time. The receiver runs in a process of its own: a real receiver is another system, and
+in the load generator's process its answers waited behind the posting and the SSE client's
+reading, which the worker then counted as its own latency. The load is posted through ingest
+in batches of 10 every 10 ms for the run's length, over 20 subjects (pairs), so the worker
+delivers subjects in parallel.
 
 Latency of each path: from the event's `recordedtime` (when ingest accepted it: both paths
 start from the same instant, on the same clock) to its arrival at the receiver, or at the
@@ -19,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 import httpx
@@ -142,14 +148,13 @@ class Receiver:
     """The server and its open connections: `close` hangs up on each, so every handler ends
     on its own (end of stream) instead of being cancelled when the loop shuts down."""
 
-    def __init__(self, arrivals: Arrivals) -> None:
+    def __init__(self, arrivals: Arrivals, port: int) -> None:
         self.arrivals = arrivals
-        self.port = 0
+        self.port = port
         self._server: asyncio.Server | None = None
         self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
-        (self.port,) = free_ports(1)
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def close(self) -> None:
@@ -172,13 +177,73 @@ class Receiver:
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 body = await reader.readexactly(length)
-                self.arrivals.add(body, time.time())
+                at = time.time()
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                self.arrivals.add(body, at)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             del self._handlers[task]
             writer.close()
+
+
+def _serve_receiver(port: int, received: Synchronized[int], control: Connection) -> None:
+    """The receiver process: serves until told to stop, then sends back what arrived."""
+
+    async def serve() -> None:
+        arrivals = Arrivals()
+        receiver = Receiver(arrivals, port)
+        await receiver.start()
+        control.send("ready")
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        loop.add_reader(control.fileno(), stopped.set)
+        while not stopped.is_set():
+            received.value = len(arrivals.first)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), 0.05)
+        loop.remove_reader(control.fileno())
+        control.recv()
+        await receiver.close()
+        control.send((arrivals.first, arrivals.count))
+
+    asyncio.run(serve())
+
+
+class ReceiverProcess:
+    """The receiver in a process of its own, as a real receiver is another system: its
+    answers do not wait behind the load generator and the SSE client."""
+
+    def __init__(self) -> None:
+        (self.port,) = free_ports(1)
+        context = multiprocessing.get_context("spawn")
+        self._received = context.Value("q", 0, lock=False)
+        self._control, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_receiver, args=(self.port, self._received, child), daemon=True
+        )
+
+    @property
+    def received(self) -> int:
+        """Distinct events received so far (as of the last 50 ms)."""
+        return int(self._received.value)
+
+    def start(self) -> None:
+        self._process.start()
+        if not self._control.poll(60) or self._control.recv() != "ready":
+            raise RuntimeError("the receiver did not start")
+
+    def stop(self) -> Arrivals:
+        """Stops the receiver; what it received."""
+        self._control.send("stop")
+        first, count = self._control.recv()
+        self._process.join(10)
+        return Arrivals(first, count)
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
 
 async def sse_reader(url: str, key: str, arrivals: Arrivals, ready: asyncio.Event) -> None:
@@ -209,17 +274,17 @@ def meeting(event_id: str, a: str, b: str) -> dict[str, Any]:
 
 
 async def measure(s: Stack, quick: bool) -> list[Row]:
-    hooks = Receiver(Arrivals())
-    await hooks.start()
+    hooks = ReceiverProcess()
+    hooks.start()
     try:
         return await _measure(s, quick, hooks)
     finally:
-        await hooks.close()
+        hooks.kill()
 
 
-async def _measure(s: Stack, quick: bool, hooks: Receiver) -> list[Row]:
+async def _measure(s: Stack, quick: bool, hooks: ReceiverProcess) -> list[Row]:
     duration_s = 10 if quick else 30
-    hooked, streamed = hooks.arrivals, Arrivals()
+    streamed = Arrivals()
     owner = {"Authorization": f"Bearer {s.owner_key}"}
     async with httpx.AsyncClient(base_url=s.api_url, headers=owner, timeout=30) as api:
         created = await api.post(
@@ -257,10 +322,11 @@ async def _measure(s: Stack, quick: bool, hooks: Receiver) -> list[Row]:
     try:
         async with asyncio.timeout(120):
             while True:
-                if len(hooked.first) >= total and len(streamed.first) >= total:
+                if hooks.received >= total and len(streamed.first) >= total:
                     break
                 await asyncio.sleep(0.1)
     except TimeoutError:
+        received = hooks.received
         async with httpx.AsyncClient(base_url=s.api_url, headers=owner, timeout=30) as api:
             sid = created.json()["id"]
             print(json.dumps((await api.get(f"/v1/subscriptions/{sid}")).json(), indent=1))
@@ -268,10 +334,11 @@ async def _measure(s: Stack, quick: bool, hooks: Receiver) -> list[Row]:
             failed = [a for a in attempts["deliveries"] if a["outcome"] != "delivered"]
             print(json.dumps(failed[:5], indent=1))
         raise RuntimeError(
-            f"of {total:,} events, {len(hooked.first):,} came by webhook and "
+            f"of {total:,} events, {received:,} came by webhook and "
             f"{len(streamed.first):,} by SSE within 120 s of the load's end"
         ) from None
     cpu = process_cpu_s(s.deliver_pid) - cpu_before
+    hooked = hooks.stop()
     sse.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sse

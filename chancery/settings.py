@@ -187,8 +187,10 @@ class DeliverSettings(CommonSettings, WebhookTargetSettings):
     deliver_backoff_first_s: float = Field(default=1.0, gt=0)
     deliver_backoff_max_s: float = Field(default=600.0, gt=0)
     # Subjects (partition keys) delivered at once per subscription: one subject's events go
-    # one at a time, in log order.
-    deliver_concurrency: int = Field(default=16, ge=1, le=1000)
+    # one at a time, in log order. A subscription delivers at most this many events per
+    # receiver's response time (100 per second to a receiver answering in a second); the
+    # default is as many connections as the worker opens to one host.
+    deliver_concurrency: int = Field(default=100, ge=1, le=1000)
     # Events read ahead of delivery per subscription (reading pauses beyond).
     deliver_max_buffered: int = Field(default=2000, ge=1)
     # How long a worker's hold on a subscription lasts unless renewed: after a crash,

@@ -82,7 +82,7 @@ def _data_bytes(raw: bytes, data: object) -> bytes:
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """`v1,<base64 HMAC-SHA256 of "{msg_id}.{timestamp}.{body}">` (Standard Webhooks)."""
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return "v1," + base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
 
 
 def signed_headers(message: WebhookMessage, key: bytes, timestamp: int) -> dict[str, str]:

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH_S = 0.1
 FETCH_TIMEOUT_MS = 200
+TAKEN_BETWEEN_YIELDS = 50
 
 
 class ConsumedRecord(Protocol):
@@ -94,6 +95,33 @@ class _Pending:
     offset: int
     event: Event
     message: WebhookMessage
+
+
+@dataclass(frozen=True)
+class _AttemptMade:
+    """An attempt as made; its `DeliveryAttempt` is built only if it is written."""
+
+    at: float
+    pending: _Pending
+    attempt: int
+    answer: Answer
+
+    def attempt_record(self) -> DeliveryAttempt:
+        event, answer = self.pending.event, self.answer
+        return DeliveryAttempt(
+            at=datetime.fromtimestamp(self.at, UTC),
+            webhook_id=self.pending.message.webhook_id,
+            event_id=event.id,
+            event_source=event.source,
+            event_type=event.type,
+            partition=self.pending.partition,
+            offset=self.pending.offset,
+            attempt=self.attempt,
+            status=answer.status,
+            latency_ms=answer.latency_ms,
+            error=answer.error,
+            outcome="delivered" if answer.delivered else "failed",
+        )
 
 
 class LeaseLostError(Exception):
@@ -166,7 +194,9 @@ class SubscriptionRunner:
         self._buffered = 0
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
-        self._attempts: list[DeliveryAttempt] = []
+        # The newest attempts not written yet: the deliveries log keeps `attempts_kept`, so
+        # older ones would be trimmed as soon as written (and pile up while Redis is away).
+        self._attempts: deque[_AttemptMade] = deque(maxlen=settings.attempts_kept)
         self._status_fields: dict[str, str] = {}
         self._failing_since = failing_since.timestamp() if failing_since else None
         self._last_error: str | None = None
@@ -246,9 +276,15 @@ class SubscriptionRunner:
                 timeout_ms=FETCH_TIMEOUT_MS,
                 max_records=self.settings.max_buffered - self._buffered,
             )
+            taken = 0
             for tp, records in fetched.items():
                 for record in records:
                     self._take(tp.partition, record)
+                    taken += 1
+                    if taken % TAKEN_BETWEEN_YIELDS == 0:
+                        # A large fetch (catching up) is decoded a slice at a time, so the
+                        # answers of deliveries in flight are not kept waiting behind it.
+                        await asyncio.sleep(0)
 
     def _take(self, partition: int, record: ConsumedRecord) -> None:
         event = None
@@ -307,6 +343,11 @@ class SubscriptionRunner:
         self._start_waiting()
 
     async def _deliver(self, pending: _Pending) -> None:
+        # Nearly every event goes on its first attempt: tenacity's machinery (a few objects
+        # and calls per attempt) is only set up once one has failed.
+        answer = await self._attempt(pending, 1)
+        if answer.delivered:
+            return
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TryAgainLater),
             wait=ServerDelayOrBackoff(
@@ -316,22 +357,14 @@ class SubscriptionRunner:
             sleep=self._sleep,
             reraise=True,
         )
-        attempt = 0
+        attempt = 1
         try:
             async for trying in retrying:
                 with trying:
-                    attempt += 1
-                    answer = await self._send(self.subscription.url, pending.message, self._key)
-                    self._record(pending, attempt, answer)
-                    if answer.delivered:
-                        return
-                    if answer.gone:
-                        raise _Gone(answer.error or "410 Gone")
-                    after = answer.retry_after_s
-                    raise TryAgainLater(
-                        answer.error or "failed",
-                        after_s=None if after is None else min(after, self.settings.backoff_max_s),
-                    )
+                    if trying.retry_state.attempt_number > 1:  # the first one was made above
+                        attempt += 1
+                        answer = await self._attempt(pending, attempt)
+                    self._raise_unless_delivered(answer)
         except _Gone as exc:
             raise _GiveUpError(
                 "the receiver answered 410 Gone: it wants no more events", str(exc)
@@ -344,24 +377,24 @@ class SubscriptionRunner:
                 reason = f"failing for {self.failing_for() / 3600:.2f} h with no delivery"
             raise _GiveUpError(reason, exc.reason) from None
 
-    def _record(self, pending: _Pending, attempt: int, answer: Answer) -> None:
-        event = pending.event
-        self._attempts.append(
-            DeliveryAttempt(
-                at=datetime.now(UTC),
-                webhook_id=pending.message.webhook_id,
-                event_id=event.id,
-                event_source=event.source,
-                event_type=event.type,
-                partition=pending.partition,
-                offset=pending.offset,
-                attempt=attempt,
-                status=answer.status,
-                latency_ms=answer.latency_ms,
-                error=answer.error,
-                outcome="delivered" if answer.delivered else "failed",
-            )
+    async def _attempt(self, pending: _Pending, attempt: int) -> Answer:
+        answer = await self._send(self.subscription.url, pending.message, self._key)
+        self._record(pending, attempt, answer)
+        return answer
+
+    def _raise_unless_delivered(self, answer: Answer) -> None:
+        if answer.delivered:
+            return
+        if answer.gone:
+            raise _Gone(answer.error or "410 Gone")
+        after = answer.retry_after_s
+        raise TryAgainLater(
+            answer.error or "failed",
+            after_s=None if after is None else min(after, self.settings.backoff_max_s),
         )
+
+    def _record(self, pending: _Pending, attempt: int, answer: Answer) -> None:
+        self._attempts.append(_AttemptMade(time.time(), pending, attempt, answer))
         if answer.delivered:
             self._delivered += 1
             if self._failing_since is not None:
@@ -384,10 +417,12 @@ class SubscriptionRunner:
 
     async def flush(self) -> None:
         """Write what moved since the last flush; raises LeaseLostError if the lease is gone."""
-        progress = Progress(self._positions.take_changes(), self._attempts, self._status_fields)
+        attempts = [made.attempt_record() for made in self._attempts]
+        progress = Progress(self._positions.take_changes(), attempts, self._status_fields)
         if not progress:
             return
-        self._attempts = []
+        unsent_attempts = self._attempts
+        self._attempts = deque(maxlen=self.settings.attempts_kept)
         self._status_fields = {}
         try:
             committed = await self._store.commit(
@@ -396,7 +431,9 @@ class SubscriptionRunner:
         except BaseException:
             # Not written: written with the next flush (positions only move forward).
             self._positions.unsent(progress.positions)
-            self._attempts[:0] = progress.attempts
+            self._attempts = deque(
+                [*unsent_attempts, *self._attempts], maxlen=self.settings.attempts_kept
+            )
             self._status_fields = {**progress.status_fields, **self._status_fields}
             raise
         if not committed:

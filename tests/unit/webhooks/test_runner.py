@@ -4,6 +4,7 @@ HTTP sender and the store): per-subject order, retries, pausing, what it writes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from chancery.subscriptions import (
 from services.webhooks.messages import WebhookMessage
 from services.webhooks.runner import LeaseLostError, RunnerSettings, SubscriptionRunner
 from services.webhooks.sender import Answer
+from services.webhooks.store import Progress
 from tests.twins.subscriptions import InMemorySubscriptionStore
 from tests.unit.contract.examples import example_dict
 
@@ -207,3 +209,69 @@ async def test_a_lost_lease_stops_delivery() -> None:
     with pytest.raises(LeaseLostError):
         await asyncio.wait_for(runner.run(), 5)
     assert subscription.id not in store.positions or store.positions[subscription.id] == {}
+
+
+async def test_the_deliveries_log_keeps_the_newest_attempts() -> None:
+    store, subscription = await _store()
+    records = [Record(i, *event(i, "CHN", "USA")) for i in range(20)]  # one subject: in order
+    receiver = Receiver()
+    runner = SubscriptionRunner(
+        subscription,
+        start={},
+        failing_since=None,
+        reader=Log({0: records}),
+        send=receiver,
+        store=store,
+        token=TOKEN,
+        settings=dataclasses.replace(SETTINGS, attempts_kept=5),
+    )
+    await _run_until(runner, lambda: store.positions.get(subscription.id, {}).get(0) == 19)
+    attempts = store.attempts[subscription.id]
+    assert [a.event_id for a in attempts] == ["m-19", "m-18", "m-17", "m-16", "m-15"]
+    assert all(a.outcome == "delivered" and a.attempt == 1 for a in attempts)
+
+
+class FlakyStore(InMemorySubscriptionStore):
+    """Its first commit waits until `fail` is set, then fails, as when Redis goes away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = asyncio.Event()
+        self.failed = False
+
+    async def commit(
+        self, subscription_id: str, token: str, progress: Progress, *, kept: int
+    ) -> bool:
+        if not self.failed:
+            self.failed = True
+            await self.fail.wait()
+            raise ConnectionError("Redis is away")
+        return await super().commit(subscription_id, token, progress, kept=kept)
+
+
+async def test_attempts_not_written_are_written_with_the_next_flush() -> None:
+    store = FlakyStore()
+    _, subscription = await _store()
+    await store.create(subscription, {})
+    await store.acquire(subscription.id, TOKEN, 10_000)
+    failing = Answer(503, 2.0, "HTTP 503 Service Unavailable", retry_after_s=0.005)
+    receiver = Receiver({"m-1": [failing]})
+    records = [Record(i, *event(i, "CHN", "USA")) for i in range(2)]
+    runner = _runner(store, subscription, Log({0: records}), receiver)
+    running = asyncio.create_task(runner.run())
+    async with asyncio.timeout(5):
+        while True:
+            if len(receiver.calls) == 3 and runner.status().delivered == 2:
+                break
+            await asyncio.sleep(0.005)
+    store.fail.set()  # the flush in progress fails: the runner stops, its attempts kept
+    with pytest.raises(ConnectionError):
+        await running
+    await runner.flush()
+    attempts = store.attempts[subscription.id]
+    assert [(a.event_id, a.attempt, a.outcome) for a in attempts] == [
+        ("m-1", 2, "delivered"),
+        ("m-1", 1, "failed"),
+        ("m-0", 1, "delivered"),
+    ]
+    assert store.positions[subscription.id] == {0: 1}
