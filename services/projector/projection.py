@@ -210,7 +210,7 @@ class ReadModelProjection:
                     target = r.event.data.target
                     targets[r.ident] = event_key(target.source, target.id)
                     target_ids.append(id_field(target.id))
-            fold.id_fields = [id_field(r.event.id) for r in fold.records]
+            fold.id_fields = keyspace.event_id_fields([r.event.id for r in fold.records])
             fold.lookup = list(
                 dict.fromkeys([r.ident for r in fold.records] + list(targets.values()))
             )
@@ -324,13 +324,15 @@ class ReadModelProjection:
         changes = fold.changes
         keys = fold.remembered.keys
         ids_changes = changes.hashes[space.event_ids]
-        stored_events: dict[str, bytes] = {}
+        new_places: list[str] = []  # the `events` fields of the identities applied
+        new_values: list[bytes] = []  # and their bytes, stored compressed in one call
         restamped: dict[str, bytes] = {}  # stored events replaced by an earlier-stamped copy
         coded = None
         if self._fast:
             coded = CodedEvents(fold.remembered.coded_pairs, plan.stream, changes.zsets)
             changes.coded = coded
         encode_stored = keyspace.encode_stored_event
+        place_field = keyspace.place_field
         for (_, offset, _, value, event, ident, _), id_field in zip(
             fold.records, fold.id_fields, strict=True
         ):
@@ -369,10 +371,13 @@ class ReadModelProjection:
             known[ident] = event
             applied.add(ident)
             places[ident] = offset
-            stored_events[keyspace.place_field(offset)] = encode_stored(value)
+            place = place_field(offset)
+            new_places.append(place)
+            new_values.append(value)
             held = id_index.get(id_field)
+            # the id index holds places as the `events` fields name them
             id_index[id_field] = ids_changes[id_field] = (
-                str(offset) if held is None else f"{held} {offset}"
+                place if held is None else f"{held} {place}"
             )
             if (
                 coded is not None
@@ -404,7 +409,10 @@ class ReadModelProjection:
                 add_effects(keys, changes, event, ident, value, place=offset, present=True)
             else:
                 changes.retracted_places.add(offset)  # arrived after its retraction
-        plan.events += len(stored_events)
+        plan.events += len(new_places)
+        stored_events = dict(
+            zip(new_places, keyspace.encode_stored_events(new_values), strict=True)
+        )
         stored_events.update(restamped)
         if stored_events:
             plan.hset(space.events, stored_events)
