@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import zstandard
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -521,9 +521,9 @@ def order_code(when: When, source: str, event_id: str) -> str:
     return f"{sort_code(when)}{source_code(source)}{event_id} "
 
 
-_PAIRS = [a + b for a in _DIGITS for b in _DIGITS]
+_PAIRS: list[str] = [a + b for a in _DIGITS for b in _DIGITS]
 """Every two-digit number, by value (the projector writes a place code per event)."""
-_SHORT = [*_DIGITS, *(p.lstrip("-") for p in _PAIRS[64:])]
+_SHORT: list[str] = [*_DIGITS, *(p.lstrip("-") for p in _PAIRS[64:])]
 """The code of every place below 64**2: no leading zero digit."""
 
 
@@ -697,7 +697,9 @@ def encode_stored_events(raws: list[bytes]) -> list[bytes]:
     into zstd (the projector stores every event it applies)."""
     if not raws:
         return []
-    frames = [segment.tobytes() for segment in _compressor().multi_compress_to_buffer(raws)]
+    # (its stub types the list as invariant over every kind of buffer)
+    compressed = _compressor().multi_compress_to_buffer(cast("list[bytes | bytearray | memoryview]", raws))
+    frames = [compressed[i].tobytes() for i in range(len(compressed))]
     if any(frame[0] for frame in frames):  # see encode_stored_event
         raise ValueError("an unexpected zstd frame header")
     return frames

@@ -371,13 +371,13 @@ class ReadModelProjection:
             known[ident] = event
             applied.add(ident)
             places[ident] = offset
-            place = place_field(offset)
-            new_places.append(place)
+            new_place = place_field(offset)
+            new_places.append(new_place)
             new_values.append(value)
             held = id_index.get(id_field)
             # the id index holds places as the `events` fields name them
             id_index[id_field] = ids_changes[id_field] = (
-                place if held is None else f"{held} {place}"
+                new_place if held is None else f"{held} {new_place}"
             )
             if (
                 coded is not None
