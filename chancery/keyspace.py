@@ -698,7 +698,9 @@ def encode_stored_events(raws: list[bytes]) -> list[bytes]:
     if not raws:
         return []
     # (its stub types the list as invariant over every kind of buffer)
-    compressed = _compressor().multi_compress_to_buffer(cast("list[bytes | bytearray | memoryview]", raws))
+    compressed = _compressor().multi_compress_to_buffer(
+        cast("list[bytes | bytearray | memoryview]", raws)
+    )
     frames = [compressed[i].tobytes() for i in range(len(compressed))]
     if any(frame[0] for frame in frames):  # see encode_stored_event
         raise ValueError("an unexpected zstd frame header")
