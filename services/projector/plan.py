@@ -6,26 +6,35 @@ sent once however many operations touch it, and a command needs few arguments. O
 operations that cannot fail on the keys the projector owns exist here: no operation can
 make the script stop half-way (Redis does not roll a script back).
 
+The operations travel as one JSON array (strings and integers), which the script decodes
+with Redis's cjson: packing a batch's tens of thousands of arguments one by one cost the
+projector more than encoding them in one call. Byte values (stored events, entries, trips)
+are not JSON: each travels as an argument of its own (a *blob*), and the operation holds
+its number (an integer, where a value is otherwise a string).
+
   X <n> <offset> ...                   XADD n entries to the partition's stream, ids
                                        `<offset>-1` in increasing order (the first op)
   I <k> <field> <delta>                HINCRBY, and HDEL the field when it reaches 0
-  H <k> <n> <field> <value> ...        HSET n/2 pairs
+  H <k> <n> <field> <value> ...        HSET n/2 pairs (a value: a string, or a blob's number)
   D <k> <n> <field> ...                HDEL
   Z <k> <n> 0 <member> ...             ZADD n/2 members, every score 0 (lexicographic sets)
   M <n> <k>... <c> <member> ...        ZADD c members to each of n lexicographic sets (the
                                        script gathers them: one ZADD per key)
   R <k> <n> <member> ...               ZREM
   S <k> <n> <member> ...               SADD
-  T <k> <value>                        SET
+  T <k> <blob>                         SET (the blob's number)
   K <k>                                DEL
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Arg = str | bytes | int
+
+_ENCODE_OPS = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 # Members per variadic operation: Lua's unpack() is bounded by its C stack (8000 slots).
 CHUNK = 500
@@ -37,9 +46,10 @@ FIXED_KEYS = 3
 class WritePlan:
     """Operations in order, and the keys they touch (KEYS[4:] of the script)."""
 
-    ops: list[Arg] = field(default_factory=list)
+    ops: list[str | int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    stream: list[Arg] = field(default_factory=list)  # the X operation's entries (offsets)
+    stream: list[int] = field(default_factory=list)  # the X operation's entries (offsets)
+    blobs: list[bytes] = field(default_factory=list)  # byte values, numbered from 1
     events: int = 0  # identities this plan applies (for metrics)
     _index: dict[str, int] = field(default_factory=dict)
 
@@ -47,10 +57,10 @@ class WritePlan:
         return len(self.stream) + len(self.ops)
 
     def script_args(self) -> list[Arg]:
-        """The operations as the script takes them: the stream's entries first."""
-        if not self.stream:
-            return self.ops
-        return ["X", len(self.stream), *self.stream, *self.ops]
+        """The operations as the script takes them (the stream's entries first, all in one
+        JSON array), then the blobs."""
+        ops = self.ops if not self.stream else ["X", len(self.stream), *self.stream, *self.ops]
+        return [_ENCODE_OPS(ops), *self.blobs]
 
     def key(self, key: str) -> int:
         """The script's KEYS index of `key` (1-based, after the three fixed keys)."""
@@ -79,16 +89,28 @@ class WritePlan:
                 ops += ("I", key_index(key) or self.key(key), name, delta)
 
     def hset(self, key: str, mapping: Mapping[str, bytes | str]) -> None:
-        names = list(mapping)
-        values = list(mapping.values())
+        values = [v if isinstance(v, str) else self._blob(v) for v in mapping.values()]
+        self._hset(key, list(mapping), values)
+
+    def hset_blobs(self, key: str, names: Sequence[str], values: Sequence[bytes]) -> None:
+        """`hset` of `names` to byte `values` (one per name)."""
+        first = len(self.blobs) + 1
+        self.blobs += values
+        self._hset(key, names, range(first, first + len(values)))
+
+    def _hset(self, key: str, names: Sequence[str], values: Sequence[str | int]) -> None:
         index = self.key(key)
         for start in range(0, len(names), CHUNK):
             end = start + CHUNK
-            pairs: list[Arg] = [""] * (2 * len(names[start:end]))
+            pairs: list[str | int] = [""] * (2 * len(names[start:end]))
             pairs[0::2] = names[start:end]
             pairs[1::2] = values[start:end]
             self.ops += ("H", index, len(pairs))
             self.ops += pairs
+
+    def _blob(self, value: bytes) -> int:
+        self.blobs.append(value)
+        return len(self.blobs)
 
     def hdel(self, key: str, names: Iterable[str]) -> None:
         self._variadic("D", key, sorted(set(names)))
@@ -102,7 +124,7 @@ class WritePlan:
         index = self.key(key)
         for start in range(0, len(unique), CHUNK):
             chunk = unique[start : start + CHUNK]
-            scored: list[Arg] = [0] * (2 * len(chunk))
+            scored: list[str | int] = [0] * (2 * len(chunk))
             scored[1::2] = chunk
             self.ops += ("Z", index, len(scored))
             self.ops += scored
@@ -123,7 +145,7 @@ class WritePlan:
         self._variadic("S", key, sorted(set(members)))
 
     def set(self, key: str, value: bytes) -> None:
-        self.ops.extend(("T", self.key(key), value))
+        self.ops.extend(("T", self.key(key), self._blob(value)))
 
     def delete(self, key: str) -> None:
         self.ops.extend(("K", self.key(key)))

@@ -410,9 +410,10 @@ class ReadModelProjection:
             else:
                 changes.retracted_places.add(offset)  # arrived after its retraction
         plan.events += len(new_places)
-        stored_events = dict(
-            zip(new_places, keyspace.encode_stored_events(new_values), strict=True)
-        )
-        stored_events.update(restamped)
-        if stored_events:
-            plan.hset(space.events, stored_events)
+        frames = keyspace.encode_stored_events(new_values)
+        if restamped:
+            merged = dict(zip(new_places, frames, strict=True))
+            merged.update(restamped)
+            new_places, frames = list(merged), list(merged.values())
+        if new_places:
+            plan.hset_blobs(space.events, new_places, frames)
