@@ -651,7 +651,11 @@ def member_prefix(public_member: str) -> str:
 
 DICTIONARY_PATH = Path(__file__).parent / "data" / f"stored-events-{LAYOUT}.zdict"
 """The compression dictionary of this layout (made by bench/layout_dictionary.py)."""
-COMPRESSION_LEVEL = 3
+COMPRESSION_LEVEL = 1
+MIN_MATCH = 5
+"""zstd's fastest level, but matching runs of 5 bytes (its default there is longer): nearly
+the bytes of level 3 for less CPU (docs/performance.md). Decompression does not depend on
+either: a change here is no layout change."""
 
 
 @functools.cache
@@ -663,6 +667,7 @@ def _dictionary() -> zstandard.ZstdCompressionDict:
 def _compressor() -> zstandard.ZstdCompressor:
     params = zstandard.ZstdCompressionParameters.from_level(
         COMPRESSION_LEVEL,
+        min_match=MIN_MATCH,
         format=zstandard.FORMAT_ZSTD1_MAGICLESS,
         write_content_size=False,
         write_checksum=False,
