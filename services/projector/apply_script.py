@@ -64,12 +64,15 @@ local i = 1
 while i <= n do
   local op = ops[i]
   if op == 'X' then
-    local count = tonumber(ops[i + 1])
-    if count == nil or count < 1 then return redis.error_reply('plan: bad stream entries') end
-    for j = i + 2, i + 1 + count do
+    if not key_index(ops[i + 1]) then return redis.error_reply('plan: bad key index') end
+    local count = tonumber(ops[i + 2])
+    if count == nil or count < 1 or count > nblobs then
+      return redis.error_reply('plan: bad stream entries')
+    end
+    for j = i + 3, i + 2 + count do
       if not tonumber(ops[j]) then return redis.error_reply('plan: bad stream offset') end
     end
-    i = i + 2 + count
+    i = i + 3 + count
   elseif op == 'M' then
     local nk = tonumber(ops[i + 1])
     if nk == nil or nk < 1 then return redis.error_reply('plan: bad key count') end
@@ -121,18 +124,28 @@ i = 1
 while i <= n do
   local op = ops[i]
   if op == 'X' then
-    local final = i + 1 + tonumber(ops[i + 1])
-    for j = i + 2, final do
+    local key = KEYS[tonumber(ops[i + 1])]
+    local first = i + 3
+    local final = i + 2 + tonumber(ops[i + 2])
+    local stored = {}
+    for j = first, final do
       local offset = tonumber(ops[j])
+      local place = string.format('%d', offset)  -- keyspace.place_field
       if offset > top then
-        redis.call('XADD', KEYS[3], string.format('%d${stream_id_suffix}', offset),
-          '${stream_field}', '')
+        redis.call('XADD', KEYS[3], place .. '${stream_id_suffix}', '${stream_field}', '')
         top = offset
         added = true
       else
         skipped = skipped + 1
       end
+      stored[#stored + 1] = place
+      stored[#stored + 1] = ARGV[7 + j - first]
+      if #stored >= 1000 then
+        redis.call('HSET', key, unpack(stored))
+        stored = {}
+      end
     end
+    if #stored > 0 then redis.call('HSET', key, unpack(stored)) end
     i = final + 1
   elseif op == 'M' then
     local nk = tonumber(ops[i + 1])

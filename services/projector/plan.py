@@ -12,8 +12,11 @@ projector more than encoding them in one call. Byte values (stored events, entri
 are not JSON: each travels as an argument of its own (a *blob*), and the operation holds
 its number (an integer, where a value is otherwise a string).
 
-  X <n> <offset> ...                   XADD n entries to the partition's stream, ids
-                                       `<offset>-1` in increasing order (the first op)
+  X <k> <n> <offset> ...               the events newly applied: XADD n entries to the
+                                       partition's stream, ids `<offset>-1` in increasing
+                                       order, and HSET each one's stored value (blobs 1 to
+                                       n, in the same order) under its offset (`place_field`)
+                                       in the hash k (the first op)
   I <k> <field> <delta>                HINCRBY, and HDEL the field when it reaches 0
   H <k> <n> <field> <value> ...        HSET n/2 pairs (a value: a string, or a blob's number)
   D <k> <n> <field> ...                HDEL
@@ -50,6 +53,7 @@ class WritePlan:
     keys: list[str] = field(default_factory=list)
     stream: list[int] = field(default_factory=list)  # the X operation's entries (offsets)
     blobs: list[bytes] = field(default_factory=list)  # byte values, numbered from 1
+    stored_in: int = 0  # the KEYS index of the hash of the X entries' stored values
     events: int = 0  # identities this plan applies (for metrics)
     _index: dict[str, int] = field(default_factory=dict)
 
@@ -59,7 +63,11 @@ class WritePlan:
     def script_args(self) -> list[Arg]:
         """The operations as the script takes them (the stream's entries first, all in one
         JSON array), then the blobs."""
-        ops = self.ops if not self.stream else ["X", len(self.stream), *self.stream, *self.ops]
+        if not self.stream:
+            return [_ENCODE_OPS(self.ops), *self.blobs]
+        if not self.stored_in:
+            raise ValueError("the events of the plan's stream have no stored values")
+        ops = ["X", self.stored_in, len(self.stream), *self.stream, *self.ops]
         return [_ENCODE_OPS(ops), *self.blobs]
 
     def key(self, key: str) -> int:
@@ -72,8 +80,16 @@ class WritePlan:
 
     def xadd(self, offset: int) -> None:
         """The stream entry of a newly applied event (entries are added in increasing
-        offsets)."""
+        offsets); its stored value comes with `store_new`."""
         self.stream.append(offset)
+
+    def store_new(self, key: str, values: list[bytes]) -> None:
+        """The stored values of the events of the stream, in its order, kept under their
+        offsets in the hash `key`: the first blobs, before any other is numbered."""
+        if len(values) != len(self.stream) or self.blobs or self.stored_in:
+            raise ValueError("one stored value per stream entry, before any other blob")
+        self.stored_in = self.key(key)
+        self.blobs = list(values)
 
     def hincrby(self, key: str, name: str, delta: int) -> None:
         """Add `delta` to a counter field; the field is dropped when it reaches zero."""

@@ -324,8 +324,7 @@ class ReadModelProjection:
         changes = fold.changes
         keys = fold.remembered.keys
         ids_changes = changes.hashes[space.event_ids]
-        new_places: list[str] = []  # the `events` fields of the identities applied
-        new_values: list[bytes] = []  # and their bytes, stored compressed in one call
+        new_values: list[bytes] = []  # the bytes of the identities applied, compressed at once
         restamped: dict[str, bytes] = {}  # stored events replaced by an earlier-stamped copy
         coded = None
         if self._fast:
@@ -372,7 +371,6 @@ class ReadModelProjection:
             applied.add(ident)
             places[ident] = offset
             new_place = place_field(offset)
-            new_places.append(new_place)
             new_values.append(value)
             held = id_index.get(id_field)
             # the id index holds places as the `events` fields name them
@@ -409,11 +407,8 @@ class ReadModelProjection:
                 add_effects(keys, changes, event, ident, value, place=offset, present=True)
             else:
                 changes.retracted_places.add(offset)  # arrived after its retraction
-        plan.events += len(new_places)
-        frames = keyspace.encode_stored_events(new_values)
+        plan.events += len(new_values)
+        if new_values:  # one per stream entry, in its order
+            plan.store_new(space.events, keyspace.encode_stored_events(new_values))
         if restamped:
-            merged = dict(zip(new_places, frames, strict=True))
-            merged.update(restamped)
-            new_places, frames = list(merged), list(merged.values())
-        if new_places:
-            plan.hset_blobs(space.events, new_places, frames)
+            plan.hset(space.events, restamped)

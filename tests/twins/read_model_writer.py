@@ -62,16 +62,17 @@ class MemoryReadModels:
         while i < len(args):
             op = args[i]
             if op == "X":
-                n = int(args[i + 1])
+                stored, n = self.hashes[key(i + 1)], int(args[i + 2])
                 stream = self.streams[space.stream]
-                for offset in args[i + 2 : i + 2 + n]:
+                for j, offset in enumerate(args[i + 3 : i + 3 + n]):
+                    stored[keyspace.place_field(int(offset))] = _bytes(blobs[j])
                     top = keyspace.offset_of_stream_id(stream[-1][0]) if stream else -1
                     if int(offset) <= top:
                         skipped += 1
                         continue
                     fields = {keyspace.STREAM_FIELD.decode(): b""}
                     stream.append((keyspace.stream_id(int(offset)), fields))
-                i += 2 + n
+                i += 3 + n
             elif op == "M":
                 nk = int(args[i + 1])
                 targets = [key(j) for j in range(i + 2, i + 2 + nk)]
