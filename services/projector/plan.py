@@ -32,7 +32,7 @@ its number (an integer, where a value is otherwise a string).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 Arg = str | bytes | int
@@ -105,16 +105,8 @@ class WritePlan:
                 ops += ("I", key_index(key) or self.key(key), name, delta)
 
     def hset(self, key: str, mapping: Mapping[str, bytes | str]) -> None:
+        names = list(mapping)
         values = [v if isinstance(v, str) else self._blob(v) for v in mapping.values()]
-        self._hset(key, list(mapping), values)
-
-    def hset_blobs(self, key: str, names: Sequence[str], values: Sequence[bytes]) -> None:
-        """`hset` of `names` to byte `values` (one per name)."""
-        first = len(self.blobs) + 1
-        self.blobs += values
-        self._hset(key, names, range(first, first + len(values)))
-
-    def _hset(self, key: str, names: Sequence[str], values: Sequence[str | int]) -> None:
         index = self.key(key)
         for start in range(0, len(names), CHUNK):
             end = start + CHUNK
