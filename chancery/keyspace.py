@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import zstandard
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -521,15 +521,21 @@ def order_code(when: When, source: str, event_id: str) -> str:
     return f"{sort_code(when)}{source_code(source)}{event_id} "
 
 
+_PAIRS: list[str] = [a + b for a in _DIGITS for b in _DIGITS]
+"""Every two-digit number, by value (the projector writes a place code per event)."""
+_SHORT: list[str] = [*_DIGITS, *(p.lstrip("-") for p in _PAIRS[64:])]
+"""The code of every place below 64**2: no leading zero digit."""
+
+
 def place_code(place: int) -> str:
-    if place < 0:
-        raise ValueError("places are offsets: zero or more")
-    digits = []
-    while True:
-        place, digit = divmod(place, 64)
-        digits.append(_DIGITS[digit])
-        if not place:
-            return "".join(reversed(digits))
+    """`place` in base 64 (`_DIGITS`), without leading zero digits."""
+    if place < 4096:
+        if place < 0:
+            raise ValueError("places are offsets: zero or more")
+        return _SHORT[place]
+    if place < 16_777_216:  # 64**4: four digits at most, two table look-ups
+        return _SHORT[place >> 12] + _PAIRS[place & 4095]
+    return place_code(place >> 24) + _PAIRS[(place >> 12) & 4095] + _PAIRS[place & 4095]
 
 
 def stored_timeline_member(order: str, event_type: str, place: int) -> str:
@@ -645,7 +651,11 @@ def member_prefix(public_member: str) -> str:
 
 DICTIONARY_PATH = Path(__file__).parent / "data" / f"stored-events-{LAYOUT}.zdict"
 """The compression dictionary of this layout (made by bench/layout_dictionary.py)."""
-COMPRESSION_LEVEL = 3
+COMPRESSION_LEVEL = 1
+MIN_MATCH = 5
+"""zstd's fastest level, but matching runs of 5 bytes (its default there is longer): nearly
+the bytes of level 3 for less CPU (docs/performance.md). Decompression does not depend on
+either: a change here is no layout change."""
 
 
 @functools.cache
@@ -657,6 +667,7 @@ def _dictionary() -> zstandard.ZstdCompressionDict:
 def _compressor() -> zstandard.ZstdCompressor:
     params = zstandard.ZstdCompressionParameters.from_level(
         COMPRESSION_LEVEL,
+        min_match=MIN_MATCH,
         format=zstandard.FORMAT_ZSTD1_MAGICLESS,
         write_content_size=False,
         write_checksum=False,
@@ -686,6 +697,21 @@ def encode_stored_event(raw: bytes, offset: int | None = None) -> bytes:
     return frame if offset is None else b"@%d " % offset + frame
 
 
+def encode_stored_events(raws: list[bytes]) -> list[bytes]:
+    """`encode_stored_event` of each of `raws`, stored under their own offsets, in one call
+    into zstd (the projector stores every event it applies)."""
+    if not raws:
+        return []
+    # (its stub types the list as invariant over every kind of buffer)
+    compressed = _compressor().multi_compress_to_buffer(
+        cast("list[bytes | bytearray | memoryview]", raws)
+    )
+    frames = [compressed[i].tobytes() for i in range(len(compressed))]
+    if any(frame[0] for frame in frames):  # see encode_stored_event
+        raise ValueError("an unexpected zstd frame header")
+    return frames
+
+
 def decode_stored_event(value: bytes, place: int) -> tuple[int, bytes]:
     """(offset, raw event JSON) of a stored value kept under `place`."""
     if value[:1] == _MOVED:
@@ -708,6 +734,12 @@ def event_id_field(event_id: str) -> str:
     globally): the id itself, as the contract validated it (at most 128 characters, no
     space). A hash field, never a key: no digest needed, and none to compute per event."""
     return event_id
+
+
+def event_id_fields(event_ids: list[str]) -> list[str]:
+    """`event_id_field` of each of `event_ids`: the ids themselves (the projector makes one
+    per event)."""
+    return event_ids
 
 
 def decode_places(value: bytes | str) -> list[int]:

@@ -249,9 +249,10 @@ def _native(base: type[AbstractConnection]) -> type[Any]:
 class NativePacking(AbstractConnection):
     """Packs commands with hiredis (C) instead of redis-py's per-argument Python loop.
 
-    redis-py appends each argument to a growing buffer in Python, and our script calls carry
-    thousands of arguments (ingest claims or completes a 1,000-event batch in one; the
-    projector's batch script carries tens of thousands): that loop costs per event. hiredis
+    redis-py appends each argument to a growing buffer in Python, and our calls carry
+    thousands of arguments (ingest claims or completes a 1,000-event batch in one script;
+    the projector reads every identity of a batch in one HMGET, and its batch script takes
+    each stored event as an argument): that loop costs per event. hiredis
     writes the same bytes (RESP arrays of bulk strings, a unit test compares them) in C;
     anything it does not take, and two-word commands, go the usual way.
     """

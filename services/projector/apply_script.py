@@ -3,7 +3,8 @@
 KEYS: the partition's offset, progress and stream (`PartitionSpace.offset`, `.progress`,
 `.stream`), then every key the plan touches. ARGV: the offset the batch starts from ('' when
 nothing is applied), the offset it moves to, the log's high watermark, the time (ms), the
-stream's approximate maximum length, then the plan's operations (see `plan`).
+stream's approximate maximum length, then the plan's operations (one JSON array) and its
+blobs (see `plan`).
 
 The script first checks that the partition's stored offset still equals what the batch
 starts from: a zombie whose partition was reassigned is fenced, having written nothing.
@@ -12,8 +13,9 @@ Redis does not roll back a script that fails half-way, so the script cannot be a
 fail once it has written:
 - it declares itself with a shebang (`#!lua`, no `allow-oom`): Redis refuses it whole, before
   it runs, when it is out of memory, instead of failing its first write;
-- it checks the whole plan (operation names, argument counts, key indices) before its
-  first write, and answers an error, having written nothing, if the plan is malformed;
+- it checks the whole plan (that it decodes to an array of strings and numbers, operation
+  names, argument counts, key and blob indices) before its first write, and answers an
+  error, having written nothing, if the plan is malformed;
 - the planner emits only operations that cannot fail on keys of the right type that only
   the projector writes (no empty variadic command, counters only ever written by HINCRBY);
 - stream ids must grow: an XADD whose id is not above the stream's last one (possible only
@@ -36,41 +38,71 @@ local stored = redis.call('GET', KEYS[1])
 if (stored or '') ~= ARGV[1] then
   return {0, stored or '', 0}
 end
-local n = #ARGV
+local ops = cjson.decode(ARGV[6])
+if type(ops) ~= 'table' then return redis.error_reply('plan: not an array') end
+local n = #ops
 local nkeys = #KEYS
+local nblobs = #ARGV - 6
+for j = 1, n do
+  local t = type(ops[j])
+  if t ~= 'string' and t ~= 'number' then return redis.error_reply('plan: bad argument') end
+end
+local function key_index(v)
+  local k = tonumber(v)
+  return k ~= nil and k >= 4 and k <= nkeys and k % 1 == 0
+end
+local function blob(v)
+  if type(v) == 'number' then return ARGV[6 + v] end
+  return v
+end
+local function blob_index(v)
+  return type(v) ~= 'number' or (v >= 1 and v <= nblobs and v % 1 == 0)
+end
 local arity = {I = 4, T = 3, K = 2}
 local variadic = {H = 'HSET', D = 'HDEL', R = 'ZREM', S = 'SADD', Z = 'ZADD'}
-local i = 6
+local i = 1
 while i <= n do
-  local op = ARGV[i]
+  local op = ops[i]
   if op == 'X' then
-    local count = tonumber(ARGV[i + 1])
-    if count == nil or count < 1 then return redis.error_reply('plan: bad stream entries') end
-    for j = i + 2, i + 1 + count do
-      if not tonumber(ARGV[j]) then return redis.error_reply('plan: bad stream offset') end
+    if not key_index(ops[i + 1]) then return redis.error_reply('plan: bad key index') end
+    local count = tonumber(ops[i + 2])
+    if count == nil or count < 1 or count > nblobs then
+      return redis.error_reply('plan: bad stream entries')
     end
-    i = i + 2 + count
+    for j = i + 3, i + 2 + count do
+      if not tonumber(ops[j]) then return redis.error_reply('plan: bad stream offset') end
+    end
+    i = i + 3 + count
   elseif op == 'M' then
-    local nk = tonumber(ARGV[i + 1])
+    local nk = tonumber(ops[i + 1])
     if nk == nil or nk < 1 then return redis.error_reply('plan: bad key count') end
     for j = i + 2, i + 1 + nk do
-      local k = tonumber(ARGV[j])
-      if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
+      if not key_index(ops[j]) then return redis.error_reply('plan: bad key index') end
     end
-    local count = tonumber(ARGV[i + 2 + nk])
+    local count = tonumber(ops[i + 2 + nk])
     if count == nil or count < 1 or count > 1000 then
       return redis.error_reply('plan: bad member count')
     end
     i = i + 3 + nk + count
   else
-    local k = tonumber(ARGV[i + 1])
-    if k == nil or k < 4 or k > nkeys then return redis.error_reply('plan: bad key index') end
+    if not key_index(ops[i + 1]) then return redis.error_reply('plan: bad key index') end
+    if op == 'T' then
+      if type(ops[i + 2]) ~= 'number' or not blob_index(ops[i + 2]) then
+        return redis.error_reply('plan: bad value')
+      end
+    end
     if arity[op] then
       i = i + arity[op]
     elseif variadic[op] then
-      local count = tonumber(ARGV[i + 2])
-      if count == nil or count < 1 or count > 1000 or (op == 'Z' and count % 2 == 1) then
+      local count = tonumber(ops[i + 2])
+      local paired = op == 'Z' or op == 'H'
+      if count == nil or count < 1 or count > 1000 or (paired and count % 2 == 1) then
         return redis.error_reply('plan: bad member count')
+      end
+      if op == 'H' then
+        for j = i + 4, i + 2 + count, 2 do
+          if not blob_index(ops[j]) then return redis.error_reply('plan: bad value') end
+        end
       end
       i = i + 3 + count
     else
@@ -88,28 +120,39 @@ local skipped = 0
 local gathered = {}
 local gathered_n = {}
 local gathered_keys = {}
-i = 6
+i = 1
 while i <= n do
-  local op = ARGV[i]
+  local op = ops[i]
   if op == 'X' then
-    local final = i + 1 + tonumber(ARGV[i + 1])
-    for j = i + 2, final do
-      local offset = tonumber(ARGV[j])
+    local key = KEYS[tonumber(ops[i + 1])]
+    local first = i + 3
+    local final = i + 2 + tonumber(ops[i + 2])
+    local stored = {}
+    for j = first, final do
+      local offset = tonumber(ops[j])
+      local place = string.format('%d', offset)  -- keyspace.place_field
       if offset > top then
-        redis.call('XADD', KEYS[3], ARGV[j] .. '${stream_id_suffix}', '${stream_field}', '')
+        redis.call('XADD', KEYS[3], place .. '${stream_id_suffix}', '${stream_field}', '')
         top = offset
         added = true
       else
         skipped = skipped + 1
       end
+      stored[#stored + 1] = place
+      stored[#stored + 1] = ARGV[7 + j - first]
+      if #stored >= 1000 then
+        redis.call('HSET', key, unpack(stored))
+        stored = {}
+      end
     end
+    if #stored > 0 then redis.call('HSET', key, unpack(stored)) end
     i = final + 1
   elseif op == 'M' then
-    local nk = tonumber(ARGV[i + 1])
+    local nk = tonumber(ops[i + 1])
     local first = i + 3 + nk
-    local final = first - 1 + tonumber(ARGV[first - 1])
+    local final = first - 1 + tonumber(ops[first - 1])
     for j = i + 2, i + 1 + nk do
-      local k = tonumber(ARGV[j])
+      local k = tonumber(ops[j])
       local members = gathered[k]
       local at = gathered_n[k]
       if members == nil then
@@ -121,27 +164,36 @@ while i <= n do
       for m = first, final do
         -- the score as a string: redis.call formats a Lua number (%.17g) every time it passes one
         members[at + 1] = '0'
-        members[at + 2] = ARGV[m]
+        members[at + 2] = ops[m]
         at = at + 2
       end
       gathered_n[k] = at
     end
     i = final + 1
   elseif op == 'I' then
-    local key = KEYS[tonumber(ARGV[i + 1])]
-    if redis.call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3]) == 0 then
-      redis.call('HDEL', key, ARGV[i + 2])
+    local key = KEYS[tonumber(ops[i + 1])]
+    if redis.call('HINCRBY', key, ops[i + 2], ops[i + 3]) == 0 then
+      redis.call('HDEL', key, ops[i + 2])
     end
     i = i + 4
   elseif op == 'T' then
-    redis.call('SET', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
+    redis.call('SET', KEYS[tonumber(ops[i + 1])], blob(ops[i + 2]))
     i = i + 3
   elseif op == 'K' then
-    redis.call('DEL', KEYS[tonumber(ARGV[i + 1])])
+    redis.call('DEL', KEYS[tonumber(ops[i + 1])])
     i = i + 2
+  elseif op == 'H' then
+    local final = i + 2 + tonumber(ops[i + 2])
+    local pairs = {}
+    for j = i + 3, final, 2 do
+      pairs[#pairs + 1] = ops[j]
+      pairs[#pairs + 1] = blob(ops[j + 1])
+    end
+    redis.call('HSET', KEYS[tonumber(ops[i + 1])], unpack(pairs))
+    i = final + 1
   else
-    local final = i + 2 + tonumber(ARGV[i + 2])
-    redis.call(variadic[op], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, final))
+    local final = i + 2 + tonumber(ops[i + 2])
+    redis.call(variadic[op], KEYS[tonumber(ops[i + 1])], unpack(ops, i + 3, final))
     i = final + 1
   end
 end

@@ -25,7 +25,7 @@ from chancery.domain.relations import RelationEffect, relation_effects
 from chancery.domain.timelines import TimelineRefs, timeline_refs
 
 from .partition_keys import Memo, PartitionKeys
-from .plan import Arg, WritePlan
+from .plan import WritePlan
 
 
 class CodedPair:
@@ -115,7 +115,7 @@ class CodedEvents:
     __slots__ = ("_contacts", "_known", "_pairs", "_sources", "_stream", "counts", "members")
 
     def __init__(
-        self, pairs: CodedPairs, stream: list[Arg], contacts: dict[str, dict[str, bool]]
+        self, pairs: CodedPairs, stream: list[int], contacts: dict[str, dict[str, bool]]
     ) -> None:
         self._pairs = pairs
         self._known = pairs.known

@@ -210,7 +210,7 @@ class ReadModelProjection:
                     target = r.event.data.target
                     targets[r.ident] = event_key(target.source, target.id)
                     target_ids.append(id_field(target.id))
-            fold.id_fields = [id_field(r.event.id) for r in fold.records]
+            fold.id_fields = keyspace.event_id_fields([r.event.id for r in fold.records])
             fold.lookup = list(
                 dict.fromkeys([r.ident for r in fold.records] + list(targets.values()))
             )
@@ -324,13 +324,14 @@ class ReadModelProjection:
         changes = fold.changes
         keys = fold.remembered.keys
         ids_changes = changes.hashes[space.event_ids]
-        stored_events: dict[str, bytes] = {}
+        new_values: list[bytes] = []  # the bytes of the identities applied, compressed at once
         restamped: dict[str, bytes] = {}  # stored events replaced by an earlier-stamped copy
         coded = None
         if self._fast:
             coded = CodedEvents(fold.remembered.coded_pairs, plan.stream, changes.zsets)
             changes.coded = coded
         encode_stored = keyspace.encode_stored_event
+        place_field = keyspace.place_field
         for (_, offset, _, value, event, ident, _), id_field in zip(
             fold.records, fold.id_fields, strict=True
         ):
@@ -369,10 +370,12 @@ class ReadModelProjection:
             known[ident] = event
             applied.add(ident)
             places[ident] = offset
-            stored_events[keyspace.place_field(offset)] = encode_stored(value)
+            new_place = place_field(offset)
+            new_values.append(value)
             held = id_index.get(id_field)
+            # the id index holds places as the `events` fields name them
             id_index[id_field] = ids_changes[id_field] = (
-                str(offset) if held is None else f"{held} {offset}"
+                new_place if held is None else f"{held} {new_place}"
             )
             if (
                 coded is not None
@@ -404,7 +407,8 @@ class ReadModelProjection:
                 add_effects(keys, changes, event, ident, value, place=offset, present=True)
             else:
                 changes.retracted_places.add(offset)  # arrived after its retraction
-        plan.events += len(stored_events)
-        stored_events.update(restamped)
-        if stored_events:
-            plan.hset(space.events, stored_events)
+        plan.events += len(new_values)
+        if new_values:  # one per stream entry, in its order
+            plan.store_new(space.events, keyspace.encode_stored_events(new_values))
+        if restamped:
+            plan.hset(space.events, restamped)

@@ -51,7 +51,7 @@ def writer(redis: Redis) -> RedisReadModelWriter:
 def a_plan(offset: int) -> WritePlan:
     plan = WritePlan()
     plan.xadd(offset)
-    plan.hset(SPACE.events, {str(offset): b"{}"})
+    plan.store_new(SPACE.events, [b"{}"])
     plan.hincrby(SPACE.relation("CHN|USA", "days"), "2023-01-01:n", 1)
     plan.zadd_lex(SPACE.pair_timeline("CHN|USA"), ["a", "b"])
     return plan
@@ -95,8 +95,13 @@ async def test_a_malformed_plan_is_refused_before_any_write(
     "ops",
     [
         ("I", 99, "f", 1),  # a key index beyond KEYS
+        ("I", 4.5, "f", 1),  # a key index that is no index
         ("H", 4, 2, "f"),  # fewer arguments than announced
         ("Z", 4, 0),  # an empty variadic command
+        ("H", 4, 2, "f", 2),  # a value naming a blob the call does not carry
+        ("T", 4, "x"),  # a string's value that is no blob
+        ("S", 4, 1, ["m"]),  # an argument that is neither a string nor a number
+        ("X", 4, 2, 8, 9),  # new events without a stored value each
     ],
 )
 async def test_every_malformed_operation_is_refused_whole(
@@ -107,6 +112,30 @@ async def test_every_malformed_operation_is_refused_whole(
     with pytest.raises(ResponseError, match="plan:"):
         await writer.apply([Batch(SPACE, None, 7, 10, plan)])
     assert await canonical_dump(redis, 1) == {}
+
+
+async def test_values_and_members_reach_redis_exactly_as_planned(
+    writer: RedisReadModelWriter, redis: Redis
+) -> None:
+    """The operations travel as JSON, byte values beside them: neither changes a byte."""
+    awkward = 'quote " backslash \\ newline \n tab \t nul \x00 é 東京 😀 ' + "\u2028"
+    blob = bytes(range(256)) + b'"\\'
+    plan = a_plan(7)
+    plan.hset(SPACE.person("p"), {awkward: blob, "text": awkward, "7": "8"})
+    plan.sadd(SPACE.retracted, [awkward, "12", "-1"])
+    plan.set(SPACE.trip_state("t.1"), blob)
+
+    [outcome] = await writer.apply([Batch(SPACE, None, 7, 10, plan)])
+
+    assert outcome.applied
+    assert await redis.hgetall(SPACE.person("p")) == {
+        awkward.encode(): blob,
+        b"text": awkward.encode(),
+        b"7": b"8",
+    }
+    assert await redis.smembers(SPACE.retracted) == {awkward.encode(), b"12", b"-1"}
+    assert await redis.get(SPACE.trip_state("t.1")) == blob
+    assert await redis.hget(SPACE.events, "7") == b"{}"
 
 
 async def test_a_stream_ahead_of_the_offset_skips_the_entry_instead_of_failing(
@@ -178,6 +207,7 @@ async def _a_writers_life(
     await remove_offset(spaces[0].offset)
     a_stream_entry = WritePlan()
     a_stream_entry.xadd(5)
+    a_stream_entry.store_new(spaces[0].events, [b"{}"])
     answers.append(await writer.apply([Batch(spaces[0], None, 5, len(records), a_stream_entry)]))
     answers += [await writer.stored_offsets(spaces), await writer.version_info(version)]
     return answers

@@ -9,6 +9,7 @@ fences it, and progress. tests/integration/test_projector_store.py holds the two
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -45,8 +46,14 @@ class MemoryReadModels:
         """Run the plan's operations as the apply script does, the partition's stream being
         `space.stream`; returns the stream entries skipped (ids not above the last one)."""
         keys = plan.keys
-        args = plan.script_args()
+        encoded, *blobs = plan.script_args()
+        assert isinstance(encoded, str)
+        args: list[str | int] = json.loads(encoded)
         skipped = 0
+
+        def value(v: str | int) -> bytes:
+            """A hash's or string's value: a string, or the number of a blob."""
+            return _bytes(v) if isinstance(v, str) else _bytes(blobs[v - 1])
 
         def key(at: int) -> str:
             return keys[int(args[at]) - FIXED_KEYS - 1]
@@ -55,16 +62,17 @@ class MemoryReadModels:
         while i < len(args):
             op = args[i]
             if op == "X":
-                n = int(args[i + 1])
+                stored, n = self.hashes[key(i + 1)], int(args[i + 2])
                 stream = self.streams[space.stream]
-                for offset in args[i + 2 : i + 2 + n]:
+                for j, offset in enumerate(args[i + 3 : i + 3 + n]):
+                    stored[keyspace.place_field(int(offset))] = _bytes(blobs[j])
                     top = keyspace.offset_of_stream_id(stream[-1][0]) if stream else -1
                     if int(offset) <= top:
                         skipped += 1
                         continue
                     fields = {keyspace.STREAM_FIELD.decode(): b""}
                     stream.append((keyspace.stream_id(int(offset)), fields))
-                i += 2 + n
+                i += 3 + n
             elif op == "M":
                 nk = int(args[i + 1])
                 targets = [key(j) for j in range(i + 2, i + 2 + nk)]
@@ -83,7 +91,7 @@ class MemoryReadModels:
                     fields.pop(name, None)
                 i += 4
             elif op == "T":
-                self.strings[key(i + 1)] = _bytes(args[i + 2])
+                self.strings[key(i + 1)] = value(args[i + 2])
                 i += 3
             elif op == "K":
                 target = key(i + 1)
@@ -95,7 +103,7 @@ class MemoryReadModels:
                 items = args[i + 3 : i + 3 + count]
                 if op == "H":
                     pairs = zip(items[0::2], items[1::2], strict=True)
-                    self.hashes[target].update((str(f), _bytes(v)) for f, v in pairs)
+                    self.hashes[target].update((str(f), value(v)) for f, v in pairs)
                 elif op == "D":
                     for gone in items:
                         self.hashes[target].pop(str(gone), None)

@@ -112,6 +112,44 @@ def test_a_stored_event_gives_back_its_bytes_and_offset(events: list[Event], off
         assert keyspace.decode_stored_event(moved, 5) == (offset, raw)
 
 
+@settings(max_examples=50, deadline=None)
+@given(histories(max_size=6))
+def test_events_stored_together_are_stored_as_each_alone(events: list[Event]) -> None:
+    raws = [encode_event(event) for event in events]
+    assert keyspace.encode_stored_events(raws) == [keyspace.encode_stored_event(r) for r in raws]
+
+
+def _base64_place(place: int) -> str:
+    digits = ""
+    while True:
+        place, digit = divmod(place, 64)
+        digits = keyspace._DIGITS[digit] + digits
+        if not place:
+            return digits
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(0, 2**70) | st.sampled_from([64**k + d for k in range(1, 12) for d in (-1, 0, 1)])
+)
+def test_a_place_code_is_the_place_in_base_64_without_leading_zeros(place: int) -> None:
+    assert keyspace.place_code(place) == _base64_place(place)
+    assert keyspace.timeline_place(f"order x{keyspace.place_code(place)}") == place
+
+
+def test_place_codes_of_small_places() -> None:
+    assert [keyspace.place_code(p) for p in (0, 1, 63, 64, 4095, 4096)] == [
+        "-",
+        "0",
+        "z",
+        "0-",
+        "zz",
+        "0--",
+    ]
+    with pytest.raises(ValueError, match="zero or more"):
+        keyspace.place_code(-1)
+
+
 def test_every_event_type_has_a_code() -> None:
     assert set(keyspace.TYPE_CODES) == set(EVENT_TYPES)
     assert len(set(keyspace.TYPE_CODES.values())) == len(EVENT_TYPES)
