@@ -85,6 +85,17 @@ def _raise_unless(check: Callable[[Any], bool]) -> Callable[[Any], Any]:
     return checked
 
 
+_BOUNDS: dict[type, str] = {
+    annotated_types.Ge: "ge",
+    annotated_types.Le: "le",
+    annotated_types.Gt: "gt",
+    annotated_types.Lt: "lt",
+    annotated_types.MinLen: "min_length",
+    annotated_types.MaxLen: "max_length",
+}
+"""annotated-types' bounds, each the `msgspec.Meta` argument of its name (and attribute)."""
+
+
 class _Constraints:
     """The constraints pydantic reads from a type's metadata: lengths and bounds for
     `msgspec.Meta`; a pattern for pydantic-core (see `_Field`)."""
@@ -119,18 +130,8 @@ class _Constraints:
                 raise _NotPlain(f"field info: {item}")
             for inner in item.metadata:
                 self.add(inner)
-        elif isinstance(item, annotated_types.Ge):
-            self._set("ge", item.ge)
-        elif isinstance(item, annotated_types.Le):
-            self._set("le", item.le)
-        elif isinstance(item, annotated_types.Gt):
-            self._set("gt", item.gt)
-        elif isinstance(item, annotated_types.Lt):
-            self._set("lt", item.lt)
-        elif isinstance(item, annotated_types.MinLen):
-            self._set("min_length", item.min_length)
-        elif isinstance(item, annotated_types.MaxLen):
-            self._set("max_length", item.max_length)
+        elif (bound := _BOUNDS.get(type(item))) is not None:
+            self._set(bound, getattr(item, bound))
         elif isinstance(item, WithJsonSchema):
             pass  # the JSON Schema only
         else:
