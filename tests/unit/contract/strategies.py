@@ -122,6 +122,22 @@ def _month(day: date) -> str:
 
 
 @st.composite
+def coded_data(draw: st.DrawFn, occurred: str, max_mentions: int = 500) -> dict[str, Any]:
+    """A coded event's data: two actors, a CAMEO code, maybe a Goldstein value and mentions."""
+    data: dict[str, Any] = {
+        "actor1": draw(st.sampled_from(ACTORS)),
+        "actor2": draw(st.sampled_from(ACTORS)),
+        "cameo": draw(st.sampled_from(CAMEO_CODES)),
+        "occurred": occurred,
+    }
+    if draw(st.booleans()):
+        data["goldstein"] = draw(st.integers(-100, 100)) / 10
+    if draw(st.booleans()):
+        data["mentions"] = draw(st.integers(0, max_mentions))
+    return data
+
+
+@st.composite
 def payloads(draw: st.DrawFn, type_name: str) -> dict[str, Any]:
     """A valid `data` object of `type_name` (not a retraction)."""
     occurred = draw(when_texts())
@@ -216,17 +232,7 @@ def payloads(draw: st.DrawFn, type_name: str) -> dict[str, Any]:
             "locations": draw(_subset(STATES, min_size=0, max_size=2)),
         }
     elif short == "event.coded":
-        data = {
-            "actor1": draw(st.sampled_from(ACTORS)),
-            "actor2": draw(st.sampled_from(ACTORS)),
-            "cameo": draw(st.sampled_from(CAMEO_CODES)),
-            "occurred": occurred,
-        }
-        if draw(st.booleans()):
-            data["goldstein"] = draw(st.integers(-100, 100)) / 10
-        if draw(st.booleans()):
-            data["mentions"] = draw(st.integers(0, 500))
-        return data
+        return draw(coded_data(occurred))
     else:  # pragma: no cover - a new type needs a strategy
         raise AssertionError(f"no strategy for {type_name}")
     return data | draw(_coding())

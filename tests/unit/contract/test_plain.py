@@ -42,7 +42,7 @@ from services.cli.importers.events import Mapped
 from services.cli.importers.reading import TabFile
 
 from .examples import example_dict
-from .strategies import ACTORS, CAMEO_CODES, SOURCES, when_texts
+from .strategies import SOURCES, coded_data, when_texts
 from .test_bad_input import CASES
 
 pytestmark = pytest.mark.unit
@@ -507,20 +507,11 @@ def coded_events(draw: st.DrawFn) -> dict[str, Any]:
         minutes=draw(st.integers(0, 60 * 24 * 30))
     )
     offset = timedelta(minutes=draw(st.integers(-23 * 60, 23 * 60)))
-    data: dict[str, Any] = {
-        "actor1": draw(st.sampled_from(ACTORS)),
-        "actor2": draw(st.sampled_from(ACTORS)),
-        "cameo": draw(st.sampled_from(CAMEO_CODES)),
-        "occurred": occurred,
-    }
-    if draw(st.booleans()):
-        data["goldstein"] = draw(st.integers(-100, 100)) / 10
+    data = draw(coded_data(occurred, max_mentions=1_000_000_000))
     if draw(st.booleans()):
         data["source_url"] = "https://news.example/" + draw(
             st.text(alphabet="abcdefghij0123456789-._~/?=&%", max_size=60)
         )
-    if draw(st.booleans()):
-        data["mentions"] = draw(st.integers(0, 1_000_000_000))
     event = {
         "specversion": "1.0",
         "id": draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:@~-]{0,20}\Z")),
