@@ -724,9 +724,14 @@ def _decompress(frame: bytes) -> bytes:
     return _decompressor().decompressobj().decompress(frame)
 
 
+PLACE_FIELD_FORMAT = "%d"
+"""How a place is written as an `events` hash field (the projector's apply script writes
+them with Lua's `string.format` of this)."""
+
+
 def place_field(place: int) -> str:
     """The `events` hash field of a place."""
-    return str(place)
+    return PLACE_FIELD_FORMAT % place
 
 
 def event_id_field(event_id: str) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from string import Template
 
-from chancery.keyspace import STREAM_FIELD, STREAM_ID_SUFFIX, ProgressField
+from chancery.keyspace import PLACE_FIELD_FORMAT, STREAM_FIELD, STREAM_ID_SUFFIX, ProgressField
 
 _TEMPLATE = Template(
     """#!lua
@@ -130,7 +130,7 @@ while i <= n do
     local stored = {}
     for j = first, final do
       local offset = tonumber(ops[j])
-      local place = string.format('%d', offset)  -- keyspace.place_field
+      local place = string.format('${place_field_format}', offset)  -- keyspace.place_field
       if offset > top then
         redis.call('XADD', KEYS[3], place .. '${stream_id_suffix}', '${stream_field}', '')
         top = offset
@@ -220,6 +220,7 @@ return {1, ARGV[2], skipped}
 APPLY_SCRIPT = _TEMPLATE.substitute(
     stream_id_suffix=STREAM_ID_SUFFIX,
     stream_field=STREAM_FIELD.decode(),
+    place_field_format=PLACE_FIELD_FORMAT,
     applied=ProgressField.APPLIED,
     high_watermark=ProgressField.HIGH_WATERMARK,
     updated_ms=ProgressField.UPDATED_MS,
