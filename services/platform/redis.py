@@ -3,7 +3,8 @@
 `redis_client(url, cluster=...)` gives redis-py's asyncio `Redis` for one server, or its
 `RedisCluster` for a node of a cluster (it discovers the other nodes from that one, routes
 each command by the slot of its keys, and finds the new master after a failover), both with
-the hiredis parser and bounded timeouts. `check_redis_mode` tells, at start, whether the
+the hiredis parser and bounded timeouts, their connections `ClosedWhileSending`-safe.
+`check_redis_mode` tells, at start, whether the
 server is what the settings say it is. `REDIS_UNAVAILABLE` is what every service treats as
 "Redis cannot answer now": a 503 in the HTTP services, a retry from the stored offsets in
 the projector.
@@ -11,6 +12,7 @@ the projector.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, TypeAlias, TypeVar, overload
 from urllib.parse import urlsplit
 
@@ -32,6 +34,7 @@ from redis.typing import EncodableT
 __all__ = [
     "REDIS_FAILED",
     "REDIS_UNAVAILABLE",
+    "ClosedWhileSending",
     "NativePacking",
     "RedisClient",
     "RedisModeError",
@@ -143,8 +146,9 @@ def redis_client(
             )
             raise RedisModeError(msg)
         nodes: RedisCluster = _RedisCluster.from_url(url, **options)
+        nodes = _with_connection_mixin(nodes, ClosedWhileSending)
         return with_native_packing(nodes) if native_packing else nodes
-    server: Redis = Redis.from_url(url, **options)
+    server: Redis = _with_connection_mixin(Redis.from_url(url, **options), ClosedWhileSending)
     return with_native_packing(server) if native_packing else server
 
 
@@ -226,24 +230,54 @@ def with_native_packing(redis: AnyRedis) -> AnyRedis:
     """`redis`, its connections packing commands with hiredis (before any is opened).
 
     For a client made elsewhere (a test's); `redis_client(native_packing=True)` does this."""
+    return _with_connection_mixin(redis, NativePacking)
+
+
+def _with_connection_mixin(redis: AnyRedis, mixin: type[Any]) -> AnyRedis:
+    """`redis`, every connection it opens (none yet) of a class with `mixin` mixed in."""
     if isinstance(redis, RedisCluster):
         # Every node the cluster client makes takes its connection class from these
         # options; the nodes made already (the startup node) are given it too.
         options = redis.nodes_manager.connection_kwargs
-        options["connection_class"] = _native(options.get("connection_class", Connection))
+        options["connection_class"] = _mixed(options.get("connection_class", Connection), mixin)
         nodes = (*redis.nodes_manager.startup_nodes.values(), *redis.get_nodes())
         for node in nodes:
-            node.connection_class = _native(node.connection_class)
+            node.connection_class = _mixed(node.connection_class, mixin)
         return redis
     pool = redis.connection_pool
-    pool.connection_class = _native(pool.connection_class)
+    pool.connection_class = _mixed(pool.connection_class, mixin)
     return redis
 
 
-def _native(base: type[AbstractConnection]) -> type[Any]:
-    if issubclass(base, NativePacking):
+def _mixed(base: type[AbstractConnection], mixin: type[Any]) -> type[Any]:
+    if issubclass(base, mixin):
         return base
-    return type(f"NativePacking{base.__name__}", (NativePacking, base), {})
+    return type(f"{mixin.__name__}{base.__name__}", (mixin, base), {})
+
+
+class ClosedWhileSending(AbstractConnection):
+    """A connection that another task closes while a command waits to be written (a cluster
+    client dropping a failed master's connections, say) fails with the `ConnectionError` it
+    is, which every service retries or answers with 503.
+
+    redis-py 8.1 yields to the loop between opening the connection and writing to it (the
+    write runs in `asyncio.wait_for`'s task, after the health check); a `disconnect` in
+    between leaves no writer, and the write fails with an AttributeError on None, which no
+    service takes for Redis being unavailable: a projector stopped so during a failover.
+    """
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as exc:
+            if exc.obj is not None or exc.name not in _WRITER_CALLS:
+                raise
+            raise RedisConnectionError("connection closed while sending a command") from exc
+
+
+_WRITER_CALLS = frozenset({"writelines", "drain"})
 
 
 class NativePacking(AbstractConnection):
