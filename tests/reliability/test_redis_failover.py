@@ -86,8 +86,10 @@ async def _poll(
     while not stop.is_set():
         question = qs[n % len(qs)]
         n += 1
-        phase = seen.phase
         got = await ask(api, question)
+        # The phase when answered: a question asked before the kill and answered after it is
+        # the failover's, and its 503 as right as any other.
+        phase = seen.phase
         seen.api[(phase, got.status)] += 1
         if got.status == 200:
             if got != before[question.name]:
