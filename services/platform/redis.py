@@ -3,11 +3,10 @@
 `redis_client(url, cluster=...)` gives redis-py's asyncio `Redis` for one server, or its
 `RedisCluster` for a node of a cluster (it discovers the other nodes from that one, routes
 each command by the slot of its keys, and finds the new master after a failover), both with
-the hiredis parser and bounded timeouts, their connections `ClosedWhileSending`-safe.
-`check_redis_mode` tells, at start, whether the
-server is what the settings say it is. `REDIS_UNAVAILABLE` is what every service treats as
-"Redis cannot answer now": a 503 in the HTTP services, a retry from the stored offsets in
-the projector.
+the hiredis parser, bounded timeouts and `ClosedWhileSending` connections. `check_redis_mode`
+tells, at start, whether the server is what the settings say it is. `REDIS_UNAVAILABLE` is
+what every service treats as "Redis cannot answer now": a 503 in the HTTP services, a retry
+from the stored offsets in the projector.
 """
 
 from __future__ import annotations
